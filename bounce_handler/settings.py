@@ -57,6 +57,14 @@ SCHEMA: dict[str, dict[str, tuple[type, object, str]]] = {
             "durable file for the resident daemon to drain, so the pipe never imports "
             "the PostgreSQL driver (~150 ms a process).",
         ),
+        "pg_mode": (
+            str,
+            "spool",
+            "For a PostgreSQL store: 'spool' makes the pipe write each bounce as a durable "
+            "file under spool_dir that `bounces daemon` moves into PostgreSQL (the pipe "
+            "stays at ~2x a bare python start); 'direct' makes every pipe process import "
+            "psycopg and write itself (~150 ms more per bounce, but no daemon needed).",
+        ),
     },
     "intake": {
         "max_message_bytes": (
@@ -129,7 +137,10 @@ SCHEMA: dict[str, dict[str, tuple[type, object, str]]] = {
         "require_signed": (
             bool,
             False,
-            "When true, XVERP (unsigned) tokens are recorded as unverified too.",
+            "Bounces to XVERP addresses (bounces+alice=example.com@, which anyone can "
+            "write) are always recorded with verified=false, verify_reason 'unsigned'. "
+            "False: the judge still counts 'unsigned' rows (XVERP-only senders keep "
+            "working); true: only signed tokens count, set it once every sender is signed.",
         ),
     },
     "daemon": {
@@ -144,6 +155,14 @@ SCHEMA: dict[str, dict[str, tuple[type, object, str]]] = {
             "",
             "Where `bounces daemon` accepts bounces over LMTP (unix:PATH or "
             "inet:HOST:PORT); empty disables it.",
+        ),
+        "sender_domains": (
+            str,
+            "",
+            "Envelope senders in these domains (comma or space separated; '.example.com' "
+            "also matches subdomains; '*' any domain) get a signed per-sender bounce "
+            "address from the socketmap's 'sender' map. Empty rewrites nothing: "
+            "rewriting a foreign domain's sender would take its bounces away from it.",
         ),
         "forward_to_sender": (
             bool,
@@ -295,8 +314,11 @@ def _cache_path(path: str) -> str:
     return os.path.join(head, "." + tail + ".cache")
 
 
-def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+def _stamp(st: os.stat_result) -> tuple:
+    # The file's identity and the schema's shape: a cache written before an upgrade that
+    # added a key must not be used (it would lack the key).
+    shape = tuple((name, tuple(keys)) for name, keys in SCHEMA.items())
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, shape)
 
 
 def _read_cache(path: str, st: os.stat_result) -> dict | None:
@@ -307,7 +329,7 @@ def _read_cache(path: str, st: os.stat_result) -> dict | None:
             stamp, data = marshal.load(fp)
     except (OSError, ValueError, EOFError, TypeError):
         return None
-    return data if tuple(stamp) == _stamp(st) else None
+    return data if stamp == _stamp(st) else None
 
 
 def write_cache(settings: Settings) -> str | None:

@@ -91,14 +91,26 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
     from alembic import command
 
     ensure_sqlite_dir(settings.database.url)
-    command.upgrade(alembic_config(settings.database.url), revision)
+    # Through our engine, so a new SQLite file gets WAL (persistent in the file) before
+    # the first pipe process opens it.
+    eng = make_engine(settings)
+    try:
+        with eng.begin() as conn:
+            command.upgrade(alembic_config(settings.database.url, conn), revision)
+    finally:
+        eng.dispose()
 
 
 def downgrade(settings: Settings, revision: str) -> None:
     """Undo migrations down to `revision` ("base" for an empty database)."""
     from alembic import command
 
-    command.downgrade(alembic_config(settings.database.url), revision)
+    eng = make_engine(settings)
+    try:
+        with eng.begin() as conn:
+            command.downgrade(alembic_config(settings.database.url, conn), revision)
+    finally:
+        eng.dispose()
 
 
 def current_revision(settings: Settings) -> str | None:

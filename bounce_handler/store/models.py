@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -169,10 +170,13 @@ class Flag(Base):
             "kind",
             "subject",
             unique=True,
-            sqlite_where="state != 'cleared'",
-            postgresql_where="state != 'cleared'",
+            sqlite_where=text("state != 'cleared'"),
+            postgresql_where=text("state != 'cleared'"),
         ),
         Index("ix_flags_state_raised_at", "state", "raised_at"),
+        # The judge looks up the newest flag for a (kind, subject), cleared ones included
+        # (their cleared_at bounds what counts again), on every bounce: judge/lean.py.
+        Index("ix_flags_kind_subject", "kind", "subject"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -38,7 +38,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('flags', schema=None) as batch_op:
         batch_op.create_index('ix_flags_state_raised_at', ['state', 'raised_at'], unique=False)
-        batch_op.create_index('uq_flags_kind_subject_live', ['kind', 'subject'], unique=True, sqlite_where="state != 'cleared'", postgresql_where="state != 'cleared'")
+        batch_op.create_index('ix_flags_kind_subject', ['kind', 'subject'], unique=False)
+        batch_op.create_index('uq_flags_kind_subject_live', ['kind', 'subject'], unique=True, sqlite_where=sa.text("state != 'cleared'"), postgresql_where=sa.text("state != 'cleared'"))
 
     op.create_table('messages',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -193,8 +194,9 @@ def downgrade() -> None:
 
     op.drop_table('messages')
     with op.batch_alter_table('flags', schema=None) as batch_op:
-        batch_op.drop_index('uq_flags_kind_subject_live', sqlite_where="state != 'cleared'", postgresql_where="state != 'cleared'")
+        batch_op.drop_index('uq_flags_kind_subject_live', sqlite_where=sa.text("state != 'cleared'"), postgresql_where=sa.text("state != 'cleared'"))
         batch_op.drop_index('ix_flags_state_raised_at')
+        batch_op.drop_index('ix_flags_kind_subject')
 
     op.drop_table('flags')
     op.drop_table('alert_state')

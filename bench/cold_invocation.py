@@ -1,0 +1,76 @@
+"""Cold-invocation cost of the pipe entrypoint against a bare interpreter, in one run.
+
+    .venv/bin/python bench/cold_invocation.py [--runs 40] [--sample samples/01-...eml]
+
+Each handler run is a fresh process doing what Postfix's pipe(8) makes it do: read a
+standard DSN on stdin, parse, classify, commit one bounce row to a migrated SQLite store
+(WAL, synchronous=FULL). Every message is made unique (a header) so none is a duplicate.
+Runs alternate with `python -c pass` from the same interpreter so machine noise hits both
+alike; the figure that matters is the ratio of the medians (target: <= 2.0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def timed(cmd, stdin_bytes=None, env=None) -> float:
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, input=stdin_bytes, capture_output=True, env=env)
+    elapsed = time.perf_counter() - t
+    if proc.returncode != 0:
+        sys.exit(f"{cmd[0]} exited {proc.returncode}: {proc.stdout[-300:]!r} {proc.stderr[-300:]!r}")
+    return elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--sample", default=str(ROOT / "samples" / "01-postfix-user-unknown.eml"))
+    ap.add_argument("--rules", action="store_true", help="with the threshold engine's rules on")
+    args = ap.parse_args()
+
+    from bounce_handler import settings
+    from bounce_handler.store import engine
+
+    tmp = Path(tempfile.mkdtemp(prefix="bh-bench-"))
+    db = tmp / "bounces.db"
+    cfg = tmp / "config.toml"
+    cfg.write_text(f'[database]\nurl = "sqlite:///{db}"\n[log]\ntarget = "none"\n')
+    s = settings.load(str(cfg))
+    engine.upgrade(s)
+    settings.write_cache(s)  # what `bounces db upgrade` / `bounces config check` leave behind
+    env = dict(os.environ, BOUNCE_HANDLER_CONFIG=str(cfg))
+    sample = Path(args.sample).read_bytes()
+    handler = str(BIN / "bounce-handler")
+    bare = [sys.executable, "-c", "pass"]
+
+    for i in range(3):  # warm the page cache and __pycache__
+        timed(bare)
+        timed([handler, "alice=example.net"], b"X-Warm: %d\n" % i + sample, env)
+    t_bare, t_handler = [], []
+    for i in range(args.runs):
+        t_bare.append(timed(bare))
+        t_handler.append(timed([handler, "alice=example.net"], b"X-Run: %d\n" % i + sample, env))
+    rows = sqlite3.connect(db).execute("SELECT count(*) FROM bounce_events").fetchone()[0]
+    mb, mh = statistics.median(t_bare), statistics.median(t_handler)
+    print(f"runs                          {args.runs} (+3 warm-up), rows recorded {rows}")
+    print(f"bare `python -c pass`  median {mb * 1000:7.1f} ms")
+    print(f"bounce-handler (DSN->row) med {mh * 1000:7.1f} ms")
+    print(f"ratio handler / bare          {mh / mb:7.2f}x   (target <= 2.0)")
+    print(f"throughput on {os.cpu_count()} cores       ~{os.cpu_count() / mh:.0f} bounces/s (CPU-bound estimate)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Check the configuration file and show every setting with its default and why.
+
+`check` parses the file (the same code the pipe uses) and refreshes the cache the pipe
+reads, so run it after every edit: the pipe sees a changed file anyway (the cache is keyed
+by the file's size and mtime), but a fresh cache saves it ~8 ms a bounce.
+
+Examples:
+    bounces config check
+    bounces config show
+    bounces --config ./test.toml config show --defaults
+"""
+
+from __future__ import annotations
+
+from bounce_handler.cli import verb_parser
+
+
+def register(sub) -> None:
+    """Add `bounces config`."""
+    p = verb_parser(sub, "config", __doc__)
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    actions.add_parser("check", help="validate the file and refresh the pipe's cache")
+    show = actions.add_parser("show", help="print the effective settings as TOML")
+    show.add_argument("--defaults", action="store_true", help="with each key's why")
+    p.set_defaults(func=run)
+
+
+def run(args, settings) -> int:
+    """Run `bounces config ACTION`."""
+    from bounce_handler import settings as settings_mod
+
+    if args.action == "check":
+        cache = settings_mod.write_cache(settings)
+        where = settings.path or "(no file: all defaults)"
+        print(f"{where}: ok" + (f"; cache {cache}" if cache else ""))
+        return 0
+    print(render_toml(settings, with_docs=args.defaults))
+    return 0
+
+
+def render_toml(settings, with_docs: bool = False) -> str:
+    """The settings as a TOML document (secrets in the database URL masked)."""
+    import json
+    import textwrap
+
+    from bounce_handler.settings import SCHEMA
+
+    lines: list[str] = []
+    for section, keys in SCHEMA.items():
+        lines.append(f"[{section}]")
+        values = getattr(settings, section).as_dict()
+        for key, (_typ, default, why) in keys.items():
+            if with_docs:
+                for w in textwrap.wrap(why, 88):
+                    lines.append(f"# {w}")
+                lines.append(f"# default: {_toml_value(default)}")
+            value = values[key]
+            if section == "database" and key == "url":
+                from sqlalchemy.engine import make_url
+
+                value = make_url(value).render_as_string(hide_password=True)
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    if settings.rules:
+        lines.append("# [rules]: " + json.dumps(settings.rules, sort_keys=True))
+    return "\n".join(lines)
+
+
+def _toml_value(v: object) -> str:
+    import json
+
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return json.dumps(v)  # a TOML basic string is a JSON string for our values

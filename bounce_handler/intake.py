@@ -1,0 +1,355 @@
+"""One message in, one outcome out: the path every intake shares after the bytes are read.
+
+The pipe entrypoint, the LMTP service and `bounces import` all call ``process``; nothing
+after this point knows how the message arrived.  The flow:
+
+    raw bytes ──► parse (detectors) ──► VERP token ──► rows (Batch) ──► writer ──► Outcome
+
+Outcomes and what they mean for the message (the pipe maps them to exit codes in one
+table, ``pipe.EXIT``):
+
+    recorded     bounce/delay/complaint events written                    kept, counted
+    duplicate    this exact message was recorded before (redelivery)     nothing new
+    ignored      an auto-reply or delivery report: nothing to count       kept, logged
+    quarantined  not understood: kept with why, for a human               kept
+    tempfail     the store could not take it now (not the message's fault) retried
+
+A bug in a detector must not turn into a retry loop (the same message would fail the same
+way until Postfix gives up after 5 days and bounces it, i.e. loses it): anything unexpected
+while *understanding* the message quarantines it with the exception as the reason.  Only a
+failure to *store* it is a tempfail.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+
+from bounce_handler.errors import StoreUnavailable
+
+
+class Envelope:
+    """What Postfix told us about the delivery (argv macros, or the flags=DOR headers)."""
+
+    __slots__ = ("extension", "sender", "recipient", "original_recipient", "queue_id")
+
+    def __init__(
+        self,
+        extension: str | None = None,
+        sender: str | None = None,
+        recipient: str | None = None,
+        original_recipient: str | None = None,
+        queue_id: str | None = None,
+    ) -> None:
+        self.extension = extension
+        self.sender = sender
+        self.recipient = recipient
+        self.original_recipient = original_recipient
+        self.queue_id = queue_id
+
+
+class Batch:
+    """The rows one message becomes, ready for a writer (column names = the models')."""
+
+    __slots__ = ("message", "raw", "events", "quarantine", "now")
+
+    def __init__(self, message, raw, events, quarantine, now) -> None:
+        self.message = message
+        self.raw = raw
+        self.events = events
+        self.quarantine = quarantine
+        self.now = now
+
+
+class Outcome:
+    """What became of a message; ``name`` is one of the five outcomes above."""
+
+    __slots__ = ("name", "detail", "message_id", "events", "kind", "token")
+
+    def __init__(self, name, detail, message_id=None, events=(), kind=None, token=None):
+        self.name = name
+        self.detail = detail
+        self.message_id = message_id
+        self.events = events
+        self.kind = kind
+        self.token = token
+
+
+# Kinds that produce bounce events; the rest are ignored or quarantined.
+COUNTED_KINDS = ("bounce", "delay", "complaint")
+IGNORED_KINDS = ("autoreply", "delivery")
+
+# Bounds on what one event keeps of free text (a diagnostic can be a whole transcript).
+MAX_DIAGNOSTIC = 2000
+MAX_FIELD = 500
+
+
+def utc_text(now: float) -> str:
+    """A UTC timestamp in the exact text form SQLAlchemy's SQLite DateTime stores."""
+    t = time.gmtime(now)
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (
+        t.tm_year,
+        t.tm_mon,
+        t.tm_mday,
+        t.tm_hour,
+        t.tm_min,
+        t.tm_sec,
+        int((now % 1) * 1_000_000),
+    )
+
+
+def message_digest(raw: bytes, envelope: Envelope) -> str:
+    """The idempotency key: the same message to the same bounce address, whenever it comes.
+
+    Postfix redelivers the very same queue file after a deferral, so the bytes (including
+    the Delivered-To/X-Original-To lines pipe's flags add) are identical; the extension is
+    mixed in because one bounce can reach two VERP addresses as two deliveries.
+    """
+    try:
+        from _sha256 import sha256  # the builtin: no OpenSSL load (~2 ms) on the hot path
+    except ImportError:  # pragma: no cover - interpreters without the builtin module
+        from hashlib import sha256
+    h = sha256((envelope.extension or "").encode("utf-8", "surrogateescape") + b"\0")
+    h.update((envelope.recipient or "").encode("utf-8", "surrogateescape") + b"\0")
+    h.update(raw)
+    return h.hexdigest()
+
+
+def _clip(value: str | None, limit: int = MAX_FIELD) -> str | None:
+    if value is None:
+        return None
+    value = value.replace("\x00", "")
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].lower() if "@" in address else ""
+
+
+def _norm_address(address: str) -> str:
+    """Domain lower-cased (RFC 5321 §2.4: local parts are case-sensitive, domains not)."""
+    address = address.strip().strip("<>").strip()
+    local, at, domain = address.rpartition("@")
+    return f"{local}@{domain.lower()}" if at else address
+
+
+def build(
+    raw: bytes,
+    envelope: Envelope,
+    settings,
+    now: float,
+    *,
+    source: str = "pipe",
+    size: int | None = None,
+    truncated: bool = False,
+    relay: str = "",
+) -> tuple[Batch, Outcome]:
+    """Understand a message and turn it into rows. Never raises for any input."""
+    stamp = utc_text(now)
+    message = {
+        "digest": message_digest(raw, envelope),
+        "received_at": stamp,
+        "source": source,
+        "relay": relay,
+        "queue_id": _clip(envelope.queue_id, 64),
+        "envelope_sender": _clip(envelope.sender),
+        "envelope_recipient": _clip(envelope.recipient),
+        "original_recipient": _clip(envelope.original_recipient),
+        "extension": _clip(envelope.extension),
+        "size": len(raw) if size is None else size,
+        "truncated": 1 if truncated else 0,
+    }
+    raw_blob = zlib.compress(raw, 6) if settings.intake.keep_raw else None
+    # Imported here, outside the try below: a broken installation is not the message's
+    # fault and must defer (75), not quarantine every bounce.
+    from bounce_handler import verp
+    from bounce_handler.parse import parse
+
+    try:
+        events, outcome = _understand(
+            raw, envelope, settings, now, message, stamp, truncated, parse, verp
+        )
+    except Exception as e:  # a bug while understanding: quarantine, never retry forever
+        message.update(kind="unknown", disposition="quarantined", detector=None)
+        message["note"] = f"internal error: {type(e).__name__}: {e}"[:MAX_FIELD]
+        # Quarantine must keep the bytes even when keep_raw is off.
+        raw_blob = raw_blob or zlib.compress(raw, 6)
+        quarantine = {"reason": "internal-error", "detail": message["note"]}
+        outcome = Outcome("quarantined", message["note"], kind="unknown")
+        return Batch(message, raw_blob, [], quarantine, now), outcome
+    quarantine = None
+    if message["disposition"] == "quarantined":
+        raw_blob = raw_blob or zlib.compress(raw, 6)
+        quarantine = {"reason": message.pop("_qreason"), "detail": message["note"]}
+    return Batch(message, raw_blob, events, quarantine, now), outcome
+
+
+def _understand(raw, envelope, settings, now, message, stamp, truncated, parse, verp):
+    result = parse(raw)
+    token = verp.decode(envelope.extension, settings, now)
+    orig = result.original
+    message["kind"] = result.kind
+    message["detector"] = result.detector or None
+    message["header_message_id"] = _clip(orig.message_id, 998)
+    message["subject"] = _clip(orig.subject, 998)
+
+    if result.kind in IGNORED_KINDS:
+        note = "auto-reply, not a bounce" if result.kind == "autoreply" else "delivery report"
+        message.update(disposition="ignored", note=note)
+        return [], Outcome("ignored", note, kind=result.kind, token=envelope.extension)
+
+    if result.kind not in COUNTED_KINDS or not result.recipients:
+        why = result.error or "no failed recipient found"
+        if truncated:
+            why += " (message truncated at the size cap)"
+        message.update(disposition="quarantined", note=_clip(why), _qreason="unparseable")
+        if result.kind == "unknown":
+            message["kind"] = "unknown"
+        return [], Outcome("quarantined", why, kind=result.kind, token=envelope.extension)
+
+    recipients = list(result.recipients)
+    verp_rcpt = _norm_address(token.recipient) if token.recipient else None
+    if verp_rcpt and len(recipients) > 1:
+        # Per-recipient VERP: the token names the one recipient this bounce is ours for;
+        # keep that one when the DSN lists it (a DSN can carry its whole recipient list).
+        mine = [r for r in recipients if _norm_address(r.address or "").lower() == verp_rcpt.lower()]
+        recipients = mine or recipients
+    sender = attribute_sender(token, orig, settings)
+    events = []
+    seen = set()
+    for r in recipients:
+        address = _norm_address(r.address or "")
+        other = None
+        if verp_rcpt and len(recipients) == 1 and address.lower() != verp_rcpt.lower():
+            # The token says what we sent to; the DSN names where it ended (an alias or
+            # forward). Count it against what we sent to, keep the other for the record.
+            address, other = verp_rcpt, address or None
+        if not address or address.lower() in seen:
+            continue
+        seen.add(address.lower())
+        events.append(
+            {
+                "occurred_at": stamp,
+                "kind": result.kind,
+                "recipient": _clip(address),
+                "recipient_domain": _domain(address)[:255],
+                "original_recipient": _clip(r.original_address or other),
+                "action": _clip(r.action, 16),
+                "status": _clip(r.status, 16),
+                "reply_code": _clip(r.reply_code, 3),
+                "reason": r.reason or "undefined",
+                "hard": None if r.hard is None else (1 if r.hard else 0),
+                "diagnostic": _clip(r.diagnostic, MAX_DIAGNOSTIC),
+                "remote_mta": _clip(r.remote_mta, 255),
+                "detector": r.detector or result.detector or "unknown",
+                "sender": _clip(sender),
+                "sasl_login": _clip(orig.sasl_login, 255),
+                "verp_token": _clip(envelope.extension),
+                "verified": 1 if token.verified else 0,
+                "verify_reason": token.reason,
+                "original_message_id": _clip(orig.message_id, 998),
+            }
+        )
+    first = events[0]
+    detail = f"{len(events)} {result.kind}" + ("s" if len(events) > 1 else "")
+    detail += f": {first['recipient']} {first['status'] or '-'} {first['reason']}"
+    message.update(disposition="recorded", note=None)
+    return events, Outcome("recorded", detail, events=events, kind=result.kind, token=envelope.extension)
+
+
+def _is_bounce_address(address: str, settings) -> bool:
+    """Our own VERP return path (bounces+...@): the envelope of the bounced copy, not a sender."""
+    local = address.rpartition("@")[0].lower()
+    prefix = settings.verp.prefix.lower()
+    return local == prefix or local.startswith(prefix + settings.verp.recipient_delimiter[:1])
+
+
+def attribute_sender(token, orig, settings) -> str | None:
+    """The local sender a bounce counts against (what compromised-sender rules key on).
+
+    In order of trust: the identity inside a *signed* VERP token (unforgeable); the
+    original envelope sender a Postfix notice or the attached copy names, unless it is our
+    own bounce address (with XVERP the copy's Return-Path is bounces+...@, which says
+    nothing about who sent it); the SASL login from the copy's Received header; the
+    address in the copy's From: (weakest: the spammer writes it, but it is still the
+    account's mail).
+    """
+    if token.sender:
+        return token.sender
+    if orig.sender and not _is_bounce_address(orig.sender, settings):
+        return _norm_address(orig.sender)
+    if orig.sasl_login:
+        return orig.sasl_login
+    if orig.from_:
+        start, end = orig.from_.rfind("<"), orig.from_.rfind(">")
+        addr = orig.from_[start + 1 : end] if 0 <= start < end else orig.from_
+        addr = addr.strip()
+        if "@" in addr and " " not in addr:
+            return _norm_address(addr)
+    return None
+
+
+def writer_for(settings):
+    """The writer for the configured store, chosen by URL scheme (imported lazily)."""
+    url = settings.database.url
+    if url.startswith("sqlite"):
+        from bounce_handler.store.lean import SqliteWriter, sqlite_path
+
+        return SqliteWriter(sqlite_path(url), settings.database.busy_timeout)
+    if url.startswith("postgresql"):
+        mode = getattr(settings.database, "pg_mode", "direct")
+        if mode == "spool":
+            # The pipe must not import psycopg (~150 ms): spool, the daemon drains.
+            from bounce_handler.store.spool import SpoolWriter
+
+            return SpoolWriter(settings.database.spool_dir)
+        if mode != "direct":
+            raise StoreUnavailable(f"[database] pg_mode must be 'spool' or 'direct', not {mode!r}")
+        from bounce_handler.store.pg import writer_for_settings
+
+        return writer_for_settings(settings)
+    raise StoreUnavailable(f"unsupported database URL scheme {url.split(':', 1)[0]!r}")
+
+
+def judge_for(settings):
+    """The incremental judge hook for the writer, or None when no rules engine applies."""
+    try:
+        from bounce_handler.judge.lean import hook_for_settings
+    except ImportError:
+        return None
+    return hook_for_settings(settings)
+
+
+def process(
+    raw: bytes,
+    envelope: Envelope,
+    settings,
+    now: float,
+    *,
+    source: str = "pipe",
+    size: int | None = None,
+    truncated: bool = False,
+    writer=None,
+    relay: str | None = None,
+) -> Outcome:
+    """Parse, classify and record one message. Raises StoreUnavailable (→ tempfail) only."""
+    if relay is None:
+        relay = settings.intake.relay or _hostname()
+    batch, outcome = build(
+        raw, envelope, settings, now, source=source, size=size, truncated=truncated, relay=relay
+    )
+    writer = writer or writer_for(settings)
+    judge = judge_for(settings) if batch.events else None
+    message_id, created = writer.record(batch, judge=judge)
+    outcome.message_id = message_id
+    if not created:
+        outcome.name = "duplicate"
+        outcome.detail = f"already recorded as message {message_id}"
+        outcome.events = ()
+    return outcome
+
+
+def _hostname() -> str:
+    import os
+
+    return os.uname().nodename
