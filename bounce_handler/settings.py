@@ -102,7 +102,11 @@ SCHEMA: dict[str, dict[str, tuple[type, object, str]]] = {
             "mailq and the DSN when it defers.",
         ),
         "format": (str, "logfmt", "'logfmt' (key=value) or 'json', the shapes structlog gives."),
-        "syslog_ident": (str, "bounce-handler", "The syslog tag."),
+        "syslog_ident": (
+            str,
+            "bounce-handler",
+            "The syslog tag, so `grep bounce-handler /var/log/mail.log` finds every line.",
+        ),
     },
     "verp": {
         "prefix": (
