@@ -5,8 +5,8 @@
 Each verb lives in ``bounce_handler/cli/<verb>.py`` with ``register(subparsers)`` and
 ``run(args, settings) -> int``; its module docstring is its help text (first line the
 summary, the rest the description with an example), and ``tests/test_cli_help.py`` checks
-every verb has one.  Verbs import their heavy dependencies inside ``run`` so that
-``bounces --help`` stays quick.
+every verb has one.  Only the verb being run is imported, and verbs import their heavy
+dependencies inside ``run``, so that `bounces parse` and `bounces --help` start quickly.
 
 Errors: verbs raise ``BounceHandlerError`` (or a subclass); this module prints its message
 as one line on stderr and exits with its code.  Anything else is a bug: printed with a
@@ -22,37 +22,56 @@ import sys
 from bounce_handler import __version__
 from bounce_handler.errors import EX_SOFTWARE, BounceHandlerError
 
-# The verbs, in the order `bounces --help` lists them. A verb whose module is missing is
-# a packaging bug, not something to skip quietly.
-VERBS = (
-    "db",
-    "config",
-    "parse",
-    "verp",
-    "flags",
-    "report",
-    "show",
-    "alert",
-    "export",
-    "suppress",
-    "queue",
-    "prune",
-    "doctor",
-    "daemon",
-)
+# The verbs, in the order `bounces --help` lists them, with their one-line summaries.
+# Only the verb being run is imported (the others cost ~50 ms of imports together); the
+# summaries are repeated here for the top-level help, and tests/test_cli_help.py checks
+# each is its module docstring's first line.
+VERBS = {
+    "db": "Create or upgrade the store's schema, and show where it is.",
+    "config": "Check the configuration file and show every setting with its default and why.",
+    "parse": "Show what the parser sees in bounce messages (files, directories, mbox files, "
+    "stdin).",
+    "verp": "Make VERP keys, and encode or decode signed bounce addresses.",
+    "flags": "List, acknowledge, clear and recompute the flags the threshold engine raised.",
+    "report": "Report bounces over a period, grouped, with the live flags on top and a "
+    "per-hour chart.",
+    "show": "Show one bounce: its parsed fields, the flags it contributed to, and the kept "
+    "message.",
+    "alert": "Alert on the flags raised since the last run, once; for cron and systemd timers.",
+    "export": "Export dead recipients or compromised senders as a Postfix access map, CSV or "
+    "JSON.",
+    "suppress": "Manage manual suppression entries (included in `bounces export`).",
+    "queue": "Show the live Postfix queue by destination domain and age, like qshape, with why.",
+    "prune": "Delete old bounce rows and old kept raw messages (housekeeping, for cron).",
+    "doctor": "Check the live Postfix and handler configuration for the mistakes that lose "
+    "bounces.",
+    "daemon": "Run the resident daemon: Postfix socketmap lookups (and LMTP intake when "
+    "configured).",
+}
 
 
-def _verb_modules():
-    for name in VERBS:
-        try:
-            yield name, importlib.import_module(f"bounce_handler.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"bounce_handler.cli.{name}":
-                raise
+def verb_module(name: str):
+    """Import one verb's module."""
+    return importlib.import_module(f"bounce_handler.cli.{name}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole `bounces` argument parser (used by main and by the help-text test)."""
+def _chosen_verb(argv: list[str]) -> str | None:
+    """The verb on the command line (skipping the global options), if any."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--config":
+            i += 2
+            continue
+        if arg.startswith("-"):
+            i += 1
+            continue
+        return arg if arg in VERBS else None
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The `bounces` parser: every verb listed, only the chosen one (or all) fully built."""
     parser = argparse.ArgumentParser(
         prog="bounces",
         description="Inspect, judge and report the bounces bounce-handler recorded.",
@@ -63,8 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
-    for _name, module in _verb_modules():
-        module.register(sub)
+    chosen = None if argv is None else _chosen_verb(argv)
+    for name, summary in VERBS.items():
+        if argv is None or name == chosen:
+            verb_module(name).register(sub)
+        else:
+            sub.add_parser(name, help=summary)
     return parser
 
 
@@ -83,8 +106,8 @@ def verb_parser(sub, name: str, module_doc: str | None, **kw) -> argparse.Argume
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     from bounce_handler import settings as settings_mod
 
     try:

@@ -1,0 +1,144 @@
+r"""The bounce parser: ``parse(raw) -> ParseResult``, the one path for pipe, LMTP and CLI.
+
+    >>> from bounce_handler.parse import parse
+    >>> parse(b"Subject: hi\n\nhello").kind
+    'unknown'
+
+The message is walked once by the lean MIME reader (``mime``), a few headers and the
+notice text are sniffed once (``base.Sniff``), then the ordered registry
+(``registry.NAMES``, modules loaded on first use) is asked in turn: each detector's
+cheap ``match`` first, its
+``scan`` only when that passes.  The first detector that returns a ``Hit`` decides; its
+recipients are classified (``bounce_handler.classify``) and the original message's facts
+(sender, Message-ID, From, Subject, SASL login) are read from the returned copy.
+
+``parse`` never raises: an internal error becomes kind "unknown" with ``error`` set.
+Hot path: imports only re, binascii and codecs (through ``mime``) at module level.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Module, not name: classify imports parse.lazyre, so either may be imported first.
+from bounce_handler import classify as _classify
+from bounce_handler.parse.base import REPLY_CODE, Sniff, clean_address, find_address, one_line
+from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.mime import Part, decode_words, parse_message
+from bounce_handler.parse.model import Original, ParseResult, Recipient
+from bounce_handler.parse.registry import NAMES, detector
+
+__all__ = ["parse", "ParseResult", "Recipient", "Original"]
+
+_SASL = lazy(r"\(Authenticated sender:\s*([^)\s]+)\s*\)", re.I)
+_REMOTE = lazy(r"\bhost\s+([A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z]{2,})\.?\s*\[")
+_LOCAL_DOT = lazy(r"^\.|\.\.|\.@")
+MAX_RECIPIENTS = 1000  # a notice listing more is an attack or a loop; keep the first ones
+
+
+def parse(raw: bytes) -> ParseResult:
+    """Everything the message says about failed, delayed or complained-about recipients."""
+    try:
+        return _parse(raw)
+    except Exception as e:  # the contract: never raise; the caller records the error
+        return ParseResult(kind="unknown", error=f"{type(e).__name__}: {e}"[:300])
+
+
+def _parse(raw: bytes) -> ParseResult:
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogateescape")
+    msg = parse_message(raw)
+    s = Sniff(msg, raw)
+    for i in range(len(NAMES)):
+        det = detector(i)
+        if not det.match(s):
+            continue
+        hit = det.scan(msg, s)
+        if hit is None:
+            continue
+        recipients = tuple(
+            _classified(r, det.name, hit.kind)
+            for r in hit.recipients[:MAX_RECIPIENTS]
+            if _plausible(r.address)
+        )
+        if not hit.recipients and hit.kind is None:
+            continue  # recognised nothing: let the next detector try
+        # Recipients found but none plausible ("david...@gmail.com"): the format was
+        # recognised, so the verdict stands (a bounce naming no usable address).
+        return ParseResult(
+            kind=hit.kind or _kind(recipients),
+            recipients=recipients,
+            original=_original(hit.original, hit.sender, recipients),
+            detector=det.name,
+            reporting_mta=hit.reporting_mta,
+            arrival_date=hit.arrival_date,
+        )
+    return ParseResult(kind="unknown")
+
+
+def _plausible(address: str | None) -> bool:
+    """Check that a failed address looks like one ("david...@gmail.com" obfuscations do not)."""
+    return bool(address) and "@" in address and not _LOCAL_DOT.search(address) and (
+        len(address) <= 320
+    )
+
+
+def _classified(r: Recipient, detector: str, kind: str | None) -> Recipient:
+    if kind == "complaint":
+        return r.replace(reason="feedback", hard=None, detector=detector, action=None)
+    diag = r.diagnostic
+    reply = r.reply_code
+    if not reply and diag:
+        m = REPLY_CODE.search(diag[:60])
+        reply = m.group(1) if m else None
+    status, reason, hard = _classify.classify(r.status, diag, r.action, reply)
+    remote = r.remote_mta
+    if not remote and diag:
+        m = _REMOTE.search(diag)
+        remote = m.group(1) if m else None
+    return r.replace(
+        status=status, reason=reason, hard=hard, detector=detector, reply_code=reply,
+        remote_mta=remote,
+    )
+
+
+def _kind(recipients: tuple) -> str:
+    actions = {r.action for r in recipients}
+    if "failed" in actions:
+        return "bounce"
+    if "delayed" in actions:
+        return "delay"
+    if actions and actions <= {"delivered", "relayed", "expanded"}:
+        return "delivery"
+    return "bounce"
+
+
+def _original(part: Part | None, sender: str | None, recipients: tuple) -> Original:
+    """Facts about the returned message (attached copy or headers)."""
+    rcpt = next((r.original_address for r in recipients if r.original_address), None)
+    if part is None:
+        return Original(sender=sender, recipient=rcpt)
+    login = None
+    for received in part.get_all("received"):
+        m = _SASL.search(received)
+        if m:
+            login = m.group(1)
+            break
+    if sender is None:
+        rp = part.get("return-path")
+        sender = clean_address(rp) if rp and rp.strip() != "<>" else None
+    frm = part.get("from")
+    subject = part.get("subject")
+    mid = part.get("message-id")
+    return Original(
+        sender=sender,
+        message_id=(mid.strip() or None) if mid else None,
+        from_=one_line(decode_words(frm), 300) if frm else None,
+        subject=one_line(decode_words(subject), 300) if subject else None,
+        sasl_login=login,
+        recipient=rcpt,
+    )
+
+
+# find_address is re-exported for callers that need the same address rule (CLI, intake).
+find_address = find_address

@@ -36,7 +36,7 @@ class _Record:
         raise AttributeError(f"{type(self).__name__} is frozen")
 
     def replace(self, **changes: object):
-        """A copy with some fields changed (records are never mutated)."""
+        """Return a copy with some fields changed (records are never mutated)."""
         values = {n: getattr(self, n) for n in self.__slots__}
         values.update(changes)
         return type(self)(**values)
@@ -71,9 +71,12 @@ class _Record:
 class Recipient(_Record):
     """What one message says about one recipient.
 
-    address           the failed recipient (Final-Recipient, or what the text names), as
-                      given, UTF-8 kept (RFC 6533); never lower-cased here
+    address           the failed recipient as the sender addressed it: Original-Recipient
+                      when the DSN carries one, else Final-Recipient, else what the text
+                      names; UTF-8 kept (RFC 6533); never lower-cased here
     original_address  Original-Recipient, when the DSN carries it
+    final_address     Final-Recipient, when it differs from ``address`` (an internal
+                      rewrite or alias expansion at the reporting MTA)
     action            RFC 3464 Action: failed, delayed, delivered, relayed, expanded
     status            RFC 3463 enhanced status "X.Y.Z" (from the DSN, or inferred)
     reply_code        the SMTP reply code ("550") when one is seen
@@ -96,6 +99,7 @@ class Recipient(_Record):
         "diagnostic",
         "remote_mta",
         "detector",
+        "final_address",
     )
     _defaults = {"action": "failed"}
 
@@ -114,6 +118,7 @@ class Original(_Record):
     __slots__ = ("sender", "message_id", "from_", "subject", "sasl_login", "recipient")
 
     def as_dict(self) -> dict:
+        """As the JSON shape names it: ``from``, not ``from_``."""
         d = _Record.as_dict(self)
         d["from"] = d.pop("from_")
         return d

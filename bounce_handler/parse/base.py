@@ -1,0 +1,348 @@
+"""What detectors share: the sniffed view of a message, the ``Hit`` they return, text helpers.
+
+A detector gets the parsed message and one ``Sniff`` computed once per message (a few
+lower-cased headers and the human-readable text), decides cheaply in ``match`` whether
+the message can be its format, and returns a ``Hit`` from ``scan`` (or None: "not mine").
+"""
+
+from __future__ import annotations
+
+import re
+
+from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.mime import Part, decode_words
+from bounce_handler.parse.model import Recipient
+
+# An address as bounces print it: local@domain, UTF-8 allowed on both sides (RFC 6531).
+# Bounded repeats (RFC 5321 §4.5.3.1: local part 64, labels 63; VERP tokens run longer):
+# unbounded ones made a long run of word characters quadratic to search.
+ADDRESS = lazy(r"[\w.+=/!#$%&'*?^`{|}~-]{1,200}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,16}")
+_ANGLE = lazy(r"<([^<>\s]{1,200}@[^<>\s]{1,255})>")
+STATUS = lazy(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+REPLY_CODE = lazy(r"(?<![\d.#-])([245][0-9][0-9])(?:[ -]|$)")
+_WS = lazy(r"\s+")
+
+# Where the human-readable part of a bounce stops and the returned message starts.
+# The leading run of decoration is possessive (Python 3.11 "*+"): with a plain "*" a long
+# line of dashes backtracked quadratically against the alternatives below.
+ORIGINAL_MARKER = lazy(
+    r"^[ \t|*=-]*+(?:"
+    r"original message follows|below this line is a copy of the message|"
+    r"this is a copy of the message|the original message (?:headers? )?(?:is|was|are) "
+    r"(?:included|attached)|unsent message below|"
+    r"undelivered message follows|transcript of session follows|"
+    r"(?:original|returned|undelivered) message|returned mail|below this line|"
+    r"original message header|original message details|start of returned message|"
+    r"message text follows|message headers follow|the first \d+ lines of your|"
+    r"old message:|original message as received|the header of the original message|"
+    r"the header and top \d+ lines|ursprüngliche nachricht|message original|"
+    r"mensaje original|messaggio originale|mensagem original|oorspronkelijk bericht|"
+    r"исходное сообщение|原始邮件|元のメッセージ|"
+    r"a copy of the original message|copy of (?:the|your) message|"
+    r"headers of the original message|the headers of your message"
+    r")",
+    re.I | re.M,
+)
+
+
+# Subjects of delivery-failure notices (English and the common translations).
+FAILURE_SUBJECT = lazy(
+    r"undeliver|undelivered|returned mail|returned to sender|delivery (?:status|fail|"
+    r"failure|problem|notification|report)|failure notice|mail delivery|could not be "
+    r"delivered|non-?deliver|nondeliverable|delayed mail|warning: could not|message status|"
+    r"mail system error|delivery has failed|not delivered|failed delivery|failure delivery|"
+    r"permanent (?:delivery )?(?:error|failure)|unzustellbar|nicht zustellbar|"
+    r"non recapitabile|non remis|no entregado|no se pudo entregar|"
+    r"niet afgeleverd|mail returned|delivery failed|bounce|delayed \d+ hours|"
+    r"message .* delayed|error sending message|unable to deliver|undeliverable",
+    re.I,
+)
+
+
+_HUMAN = ("re:", "fw:", "fwd:", "aw:", "wg:", "tr:", "rv:", "sv:")
+
+
+def notice_like(s: Sniff) -> bool:
+    """Tell whether a message may be a delivery notice (for the heuristics and fallback).
+
+    A system sender or a report always may; otherwise a failure subject that is not a
+    person's reply or forward ("Re: Undelivered Mail ..." is a conversation about one).
+    """
+    if s.from_daemon or s.ctype == "multipart/report":
+        return True
+    subject = s.subject.lstrip()
+    return not subject.startswith(_HUMAN) and bool(FAILURE_SUBJECT.search(subject))
+
+
+class Hit:
+    """What a detector found: recipients and the per-message facts it could read.
+
+    kind           force a kind ("complaint", "autoreply"); None: derived from actions
+    recipients     list of Recipient (reason/hard/detector are filled by parse)
+    reporting_mta  Reporting-MTA, or the host the text names
+    arrival_date   Arrival-Date as written
+    sender         the original envelope sender, when the notice names it
+    original       the Part holding the returned message or its headers, if known
+    """
+
+    __slots__ = ("kind", "recipients", "reporting_mta", "arrival_date", "sender", "original")
+
+    def __init__(
+        self,
+        recipients: list,
+        kind: str | None = None,
+        reporting_mta: str | None = None,
+        arrival_date: str | None = None,
+        sender: str | None = None,
+        original: Part | None = None,
+    ) -> None:
+        self.recipients = recipients
+        self.kind = kind
+        self.reporting_mta = reporting_mta
+        self.arrival_date = arrival_date
+        self.sender = sender
+        self.original = original
+
+
+MAX_TEXT = 65536  # notice text read by detectors; a longer one is a returned message inline
+_DAEMON_WORDS = (
+    "mailer-daemon", "mailer_daemon", "postmaster", "mail delivery", "mailerdaemon",
+    "mail administrator", "mdaemon", "mail system", "nobody@", "root@", "daemon@",
+    "bounce", "notification", "mail-daemon", "mailadmin", "system administrator", "delivery",
+)
+_OWN_HEADERS = frozenset(("from", "to", "sender", "return-path", "reply-to", "errors-to", "cc"))
+
+
+class Sniff:
+    """The few things dispatch looks at, computed once per message.
+
+    from_       From: header, lower-cased
+    subject     Subject: decoded and lower-cased
+    ctype       top-level content type; ``report_type`` its report-type parameter
+    mailer      X-Mailer, lower-cased
+    auto        Auto-Submitted, lower-cased ("" when absent)
+    failed      X-Failed-Recipients (Exim), raw
+    text        the human-readable notice (first text/plain parts outside any attached
+                message), decoded; ``lower`` is its lower-cased copy
+    """
+
+    __slots__ = (
+        "msg", "from_", "subject", "ctype", "report_type", "mailer", "auto", "failed",
+        "text", "lower", "_daemon", "raw", "_own",
+    )
+
+    def __init__(self, msg: Part, raw: bytes | None = None) -> None:
+        self.msg = msg
+        self.raw = raw
+        self.from_ = (msg.get("from") or "").lower()
+        self.subject = decode_words(msg.get("subject") or "").lower()
+        self.ctype = msg.ctype
+        self.report_type = (msg.params.get("report-type") or "").lower()
+        self.mailer = (msg.get("x-mailer") or "").lower()
+        self.auto = (msg.get("auto-submitted") or "").lower()
+        self.failed = msg.get("x-failed-recipients") or ""
+        text = notice_text(msg)
+        if len(text) > MAX_TEXT:
+            text = text[:MAX_TEXT]
+        self.text = text
+        self.lower = text.lower()
+        self._daemon = None
+        self._own = None
+
+    @property
+    def from_daemon(self) -> bool:
+        """From: is a mailer-daemon/postmaster style system address."""
+        if self._daemon is None:
+            f = self.from_
+            self._daemon = False
+            for w in _DAEMON_WORDS:
+                if w in f:
+                    self._daemon = True
+                    break
+        return self._daemon
+
+    @property
+    def own(self) -> set:
+        """Addresses of the notice itself (From, To, Sender…): never a failed recipient."""
+        if self._own is None:
+            own = set()
+            # Not Delivered-To/X-Original-To: forwarders put the failed recipient there.
+            for name, value in self.msg.headers:
+                if name in _OWN_HEADERS and "@" in value:
+                    for m in ADDRESS.finditer(value):
+                        own.add(m.group(0).lower())
+            self._own = own
+        return self._own
+
+
+def notice_text(msg: Part) -> str:
+    """Text of the notice itself: text parts that are not inside an attached message."""
+    if not msg.parts and msg.ctype.startswith("multipart/"):
+        return msg.text()  # declared multipart but no boundary found: read it raw
+    if not msg.ctype.startswith(("multipart/", "message/")):
+        return msg.text()
+    out = []
+    stack = [msg]
+    while stack:
+        p = stack.pop(0)
+        if p.ctype.startswith("multipart/"):
+            stack[:0] = p.parts
+        elif p.ctype in ("text/plain", "text/html", "text/enriched") or p.ctype == "text":
+            t = p.text()
+            if p.ctype == "text/html":
+                t = html_to_text(t)
+            out.append(t)
+        if len(out) >= 3:
+            break
+    return "\n".join(out)
+
+
+_TAG = lazy(r"<(?:br|p|div|tr|li)\b[^>]*>|<[^>]*>", re.I)
+_ENTITY = {"&lt;": "<", "&gt;": ">", "&amp;": "&", "&nbsp;": " ", "&quot;": '"', "&#39;": "'"}
+
+
+_BREAKS = ("br", "p ", "p>", "di", "tr", "li")
+
+
+def html_to_text(html: str) -> str:
+    """Rough text of an HTML notice (Office 365, Gmail send HTML-only parts sometimes)."""
+    html = re.sub(r"(?is)<(script|style)\b.*?</\1>", "", html)
+    text = _TAG.sub(lambda m: "\n" if m.group(0)[1:3].lower() in _BREAKS else "", html)
+    for k, v in _ENTITY.items():
+        text = text.replace(k, v)
+    return text
+
+
+def one_line(text: str | None, limit: int = 500) -> str | None:
+    """Collapse whitespace; bound the length (diagnostics end up in a database row)."""
+    if not text:
+        return None
+    text = _WS.sub(" ", text).strip()
+    return text[:limit] or None
+
+
+def clean_address(addr: str | None) -> str | None:
+    """Strip the decoration bounces put around an address ("rfc822;", <>, quotes, dots)."""
+    if not addr:
+        return None
+    a = addr.strip()
+    if ";" in a[:12]:
+        a = a.split(";", 1)[1].strip()
+    m = _ANGLE.search(a)
+    if m:
+        a = m.group(1)
+    a = a.strip().strip("<>\"'()[],:;").rstrip(".")
+    if a.lower().startswith("mailto:"):
+        a = a[7:]
+    return a or None
+
+
+def find_address(text: str) -> str | None:
+    """Return the first address in a piece of text (angle brackets preferred)."""
+    m = _ANGLE.search(text)
+    if m and "@" in m.group(1):
+        return clean_address(m.group(1))
+    m = ADDRESS.search(text)
+    return clean_address(m.group(0)) if m else None
+
+
+def before_original(text: str) -> str:
+    """Return the notice up to the marker that introduces the returned message."""
+    m = ORIGINAL_MARKER.search(text)
+    return text[: m.start()] if m else text
+
+
+def rcpt(
+    address: str,
+    diagnostic: str | None = None,
+    status: str | None = None,
+    action: str = "failed",
+    remote_mta: str | None = None,
+    reply_code: str | None = None,
+) -> Recipient:
+    """Make a Recipient as a detector reports it (classification comes later)."""
+    return Recipient(
+        address=address,
+        action=action,
+        status=status,
+        diagnostic=one_line(diagnostic),
+        remote_mta=remote_mta,
+        reply_code=reply_code,
+    )
+
+
+def blocks_after(text: str, start: re.Pattern, stop: re.Pattern | None = None) -> str | None:
+    """Return the text between a start marker and a stop marker (or the returned message)."""
+    m = start.search(text)
+    if not m:
+        return None
+    rest = text[m.end() :]
+    s = (stop or ORIGINAL_MARKER).search(rest)
+    return rest[: s.start()] if s else rest
+
+
+# Words that, right before an address in mid-sentence, say it is the failed recipient:
+# "addressed to 'a@b'", "Local mailbox a@b is unavailable", "Quota violation for a@b".
+_INLINE = lazy(
+    r"(?:(?:addressed to|message to|mailbox|recipient|address|user|userid|for|to|an|"
+    r"destinataire|empf[äa]nger|adresse)\s*:?|addressed,|:|smtp:)\s*['\"<\[(]?$",
+    re.I,
+)
+
+
+def address_paragraphs(section: str, own: set | None = None, inline: bool = False) -> list:
+    """[(address, diagnostic)] from a section listing failed addresses.
+
+    Handles the shapes most non-DSN notices use: an address line ("<a@b>:", "a@b",
+    "RCPT To:<a@b>", "  a@b  reason") followed by indented or plain explanation lines,
+    up to the next address line or a blank-line-separated paragraph that names none.
+    """
+    out = []
+    seen = {}
+    cur = None
+    diag = []
+    for line in section.split("\n"):
+        stripped = line.strip()
+        addr = None
+        if "@" in stripped:
+            m = ADDRESS.search(stripped)
+            if m and (m.start() < 12 or stripped.startswith(("<", "'", '"'))):
+                addr = clean_address(m.group(0))
+            elif m and inline:
+                # Only the words just before each address matter, and only the first
+                # few addresses of a line: a hostile line of thousands stays linear.
+                for n, m in enumerate(ADDRESS.finditer(stripped)):
+                    if n >= 20:
+                        break
+                    if _INLINE.search(stripped[max(0, m.start() - 40) : m.start()]):
+                        addr = clean_address(m.group(0))
+                        break
+        if addr and (own is None or addr.lower() not in own):
+            if cur:
+                _merge(out, seen, cur, diag)
+            cur = addr
+            rest = stripped[m.end() :].lstrip(" >:\"'.;,-)]").rstrip()
+            head = stripped[: m.start()].strip(" <:\"'[(*-")
+            if len(head) > 12 and not rest:
+                # "User's mailbox is full: <a@b>", "Delivery failed 20 attempts: a@b":
+                # the reason comes before the address.
+                rest = head
+            diag = [rest] if rest else []
+        elif cur and stripped:
+            diag.append(stripped)
+    if cur:
+        _merge(out, seen, cur, diag)
+    return out
+
+
+def _merge(out: list, seen: dict, addr: str, diag: list) -> None:
+    """Add (addr, diagnostic); a second mention (Exchange's admin section) adds its text."""
+    key = addr.lower()
+    text = " ".join(diag)
+    if key in seen:
+        i = seen[key]
+        if text and text not in out[i][1]:
+            out[i] = (out[i][0], (out[i][1] + " " + text).strip())
+        return
+    seen[key] = len(out)
+    out.append((addr, text))

@@ -1,0 +1,53 @@
+"""Office 365 / Exchange Online non-delivery reports (text when the DSN part is missing).
+
+Matches the HTML/text of Exchange Online's NDR::
+
+    Your message to user@example.net couldn't be delivered.
+    user wasn't found at example.net.
+    ...
+    Remote Server returned '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not
+    found by SMTP address lookup'
+"""
+
+from __future__ import annotations
+
+import re
+
+from bounce_handler.parse.base import Hit, Sniff, clean_address, rcpt
+from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.mime import Part
+from bounce_handler.parse.textbounce import returned_original
+
+_TO = lazy(r"your message to\s+<?([^\s<>]{1,200}@[^\s<>]{1,255}?)>?\s+couldn'?t be delivered", re.I)
+_REMOTE = lazy(r"remote server returned '(.+?)'\s*$", re.I | re.M)
+_LINE = lazy(r"^[ \t]*([^\n]*(?:wasn'?t found|doesn'?t exist|couldn'?t|blocked|"
+                   r"isn'?t|is full|rejected)[^\n]*)$", re.I | re.M)
+
+
+class Office365:
+    """Exchange Online: "Your message to X couldn't be delivered." + Remote Server text."""
+
+    name = "office365"
+    kind = None
+
+    def match(self, s: Sniff) -> bool:
+        """Its sentence, or the RESOLVER/Remote Server wording."""
+        return "couldn't be delivered" in s.lower or "couldn\u2019t be delivered" in s.lower
+
+    def scan(self, msg: Part, s: Sniff) -> Hit | None:
+        """Report the addressee of the sentence, with the remote server's reply."""
+        text = s.text.replace("\u2019", "'")
+        out = []
+        for m in _TO.finditer(text):
+            a = clean_address(m.group(1))
+            if a and all(r.address.lower() != a.lower() for r in out):
+                r = _REMOTE.search(text)
+                line = _LINE.search(text, m.end())
+                diag = r.group(1) if r else (line.group(1) if line else None)
+                out.append(rcpt(a, diag))
+        if not out:
+            return None
+        return Hit(out, original=returned_original(msg, s.text))
+
+
+DETECTOR = Office365()

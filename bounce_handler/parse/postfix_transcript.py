@@ -1,0 +1,63 @@
+"""Postfix SMTP server error notices (notify_classes = protocol, policy, resource, software).
+
+When ``notify_classes`` includes these classes Postfix mails the postmaster a transcript of
+the SMTP session it refused, subject "Postfix SMTP server: errors from host[addr]"::
+
+    Transcript of session follows.
+
+     Out: 220 relay.example.com ESMTP Postfix
+     In:  EHLO client.example.org
+     Out: 250-relay.example.com
+     In:  MAIL FROM:<sender@example.org>
+     Out: 250 2.1.0 Ok
+     In:  RCPT TO:<user@example.net>
+     Out: 554 5.7.1 <user@example.net>: Relay access denied
+
+Each refused RCPT TO is a failed recipient; MAIL FROM is the envelope sender.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bounce_handler.parse.base import Hit, Sniff, clean_address, rcpt
+from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.mime import Part
+
+_LINE = lazy(r"^[ \t]*(In|Out):\s*(.*)$", re.M)
+
+
+class PostfixTranscript:
+    """The session transcript: RCPT TO followed by a 4xx/5xx reply."""
+
+    name = "postfix_transcript"
+    kind = None
+
+    def match(self, s: Sniff) -> bool:
+        """Postfix's subject for these notices and its transcript lines."""
+        return "postfix smtp server" in s.subject or (
+            "transcript of session follows" in s.lower and " in:  " in s.lower
+        )
+
+    def scan(self, msg: Part, s: Sniff) -> Hit | None:
+        """Refused RCPT TO commands with the reply the server gave."""
+        sender = None
+        out = []
+        pending = None
+        for way, line in _LINE.findall(s.text):
+            up = line.upper()
+            if way == "In":
+                pending = None
+                if up.startswith("MAIL FROM:"):
+                    sender = clean_address(line[10:].split(" ", 1)[0].strip()) or None
+                elif up.startswith("RCPT TO:"):
+                    pending = clean_address(line[8:].split(" ", 1)[0].strip())
+            elif pending and line[:1] in "45":
+                out.append(rcpt(pending, line, action="failed" if line[0] == "5" else "delayed"))
+                pending = None
+        if not out:
+            return None
+        return Hit(out, sender=sender)
+
+
+DETECTOR = PostfixTranscript()

@@ -1,0 +1,47 @@
+"""Zoho Mail notices.
+
+Matches::
+
+    This message was created automatically by mail delivery software.
+    A message that you sent could not be delivered to one or more of its recipients.
+    This is a permanent error. The following address(es) failed:
+
+    user@example.net, ERROR CODE :550 - The email account that you tried to reach does
+    not exist.
+
+and the delay "This is a temporary error. The following address(es) deferred:".
+"""
+
+from __future__ import annotations
+
+import re
+
+from bounce_handler.parse.base import Sniff, rcpt
+from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.mime import Part
+from bounce_handler.parse.textbounce import TextBounce
+
+_LINE = lazy(r"^[ \t]*<?([^\s,<>]{1,200}@[^\s,<>]{1,255}?)>?\s*,\s*ERROR CODE\s*:\s*(.+)$",
+             re.M | re.I)
+
+
+class Zoho(TextBounce):
+    """Zoho: "address, ERROR CODE :NNN - text" lines."""
+
+    name = "zoho"
+    needles = ("error code :", "zoho")
+    where = ("text", "from_")
+    start = lazy(r"address(?:\(es\)|es)? (?:failed|deferred)\s*:?[^\n]*\n", re.I)
+    delayed = lazy(r"address(?:\(es\)|es)? deferred|temporary error", re.I)
+    require_start = False
+
+    def match(self, s: Sniff) -> bool:
+        """Its "ERROR CODE :" lines."""
+        return "error code :" in s.lower
+
+    def recipients(self, msg: Part, s: Sniff, section: str, action: str) -> list:
+        """One recipient per "ERROR CODE" line."""
+        return [rcpt(a, d, action=action) for a, d in _LINE.findall(section)]
+
+
+DETECTOR = Zoho()
