@@ -144,7 +144,9 @@ SCHEMA: dict[str, dict[str, tuple[type, object, str]]] = {
             "Bounces to XVERP addresses (bounces+alice=example.com@, which anyone can "
             "write) are always recorded with verified=false, verify_reason 'unsigned'. "
             "False: the judge still counts 'unsigned' rows (XVERP-only senders keep "
-            "working); true: only signed tokens count, set it once every sender is signed.",
+            "working) and 'no-token' ones (Postfix's own notices); true: only signed "
+            "tokens count, set it once every sender is signed. Forged-looking tokens "
+            "(bad-tag, expired, unknown-key, malformed) never count.",
         ),
     },
     "daemon": {
@@ -171,8 +173,10 @@ SCHEMA: dict[str, dict[str, tuple[type, object, str]]] = {
         "forward_to_sender": (
             bool,
             False,
-            "After recording a bounce for signed-VERP mail, pass it on to the original "
-            "sender's mailbox.",
+            "Pass bounces to socketmap-signed addresses on to the original sender too: "
+            "the socketmap's 'forward' map (in virtual_alias_maps, see "
+            "deploy/postfix/socketmap.md) answers 'itself, sender' for verified tokens "
+            "only, so a forged bounce is recorded but reaches no one.",
         ),
     },
     "alert": {

@@ -1,0 +1,1 @@
+"""The threshold engine: turns recorded bounces into flags (see rules.py for the rules)."""

@@ -109,6 +109,8 @@ def upgrade() -> None:
         batch_op.create_index('ix_bounce_events_reason_occurred_at', ['reason', 'occurred_at'], unique=False)
         batch_op.create_index('ix_bounce_events_recipient_occurred_at', ['recipient', 'occurred_at'], unique=False)
         batch_op.create_index('ix_bounce_events_sender_occurred_at', ['sender', 'occurred_at'], unique=False)
+        batch_op.create_index('ix_bounce_events_status_occurred_at', ['status', 'occurred_at'], unique=False)
+        batch_op.create_index('ix_bounce_events_kind_hard_occurred_at', ['kind', 'hard', 'occurred_at'], unique=False)
 
     op.create_table('flag_events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -180,6 +182,8 @@ def downgrade() -> None:
 
     op.drop_table('flag_events')
     with op.batch_alter_table('bounce_events', schema=None) as batch_op:
+        batch_op.drop_index('ix_bounce_events_kind_hard_occurred_at')
+        batch_op.drop_index('ix_bounce_events_status_occurred_at')
         batch_op.drop_index('ix_bounce_events_sender_occurred_at')
         batch_op.drop_index('ix_bounce_events_recipient_occurred_at')
         batch_op.drop_index('ix_bounce_events_reason_occurred_at')

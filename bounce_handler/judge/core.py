@@ -1,0 +1,403 @@
+"""The judge's core: ``evaluate(state, event, rules, now) -> [Decision]``, a pure function.
+
+No clock, no database: ``state`` holds the windowed counts for the event's subjects (loaded
+by ``judge/lean.py`` with a few small indexed queries, or built by hand in tests) and
+``now`` is passed in.  The same function serves the pipe's incremental evaluation and
+``bounces flags recompute``, which replays history through it, so both give the same flags.
+
+What an event is judged against (``relevance``) is decided here too, so the loader only
+runs the queries the rules need.  Windows end at ``t = min(event.occurred_at, now)`` (a
+bounce dated in the future by a remote clock must not open a window into the future) and
+only count events recorded up to this one (``id <= event id``) and, for a subject whose
+last flag was cleared, only events after the clearing: clearing a compromised-sender flag
+after a password reset must not re-raise it on the next bounce of the old spam run.
+
+On the pipe's hot path: plain classes, no dataclasses, no typing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from bounce_handler.judge.rules import COMPROMISED, DEAD, THROTTLED
+
+RAISE = "raise"
+UPDATE = "update"
+
+
+class Subject:
+    """What the loader knows about one (kind, subject) for one event.
+
+    ``flag_id`` is the live (open or acked) flag, or None; ``since`` the time the last
+    flag for it was cleared (events at or before it no longer count), or None.
+    ``mode`` says which rules apply: dead-recipient 'hard' or 'soft', compromised-sender
+    'bounce' or 'complaint', throttled-destination 'deferral'.  ``counts`` holds the
+    numbers the loader fetched (see ``lean.load``).  ``domains`` is the destination's
+    domain list (throttled-destination only).
+    """
+
+    __slots__ = ("kind", "subject", "mode", "flag_id", "since", "counts", "domains",
+                 "updated_at")
+
+    def __init__(self, kind, subject, mode, flag_id=None, since=None, counts=None, domains=(),
+                 updated_at=None):
+        self.kind = kind
+        self.subject = subject
+        self.mode = mode
+        self.flag_id = flag_id
+        self.since = since
+        self.counts = counts if counts is not None else {}
+        self.domains = domains
+        self.updated_at = updated_at
+
+    def __repr__(self) -> str:
+        return (f"Subject({self.kind}, {self.subject!r}, {self.mode}, flag={self.flag_id}, "
+                f"{self.counts})")
+
+
+class Decision:
+    """Raise a new flag, or update the live one, with the numbers that justify it.
+
+    ``rule`` is the first matching rule (numbered in rules.RULES), ``matched`` all of
+    them; ``evidence`` is a flat dict of JSON-able values; ``lo``/``t`` bound the window
+    whose events are linked as samples.
+    """
+
+    __slots__ = (
+        "action", "kind", "subject", "rule", "matched", "evidence", "advice",
+        "flag_id", "event_id", "at", "lo", "t", "domains",
+    )
+
+    def __init__(self, action, subject: Subject, rule, matched, evidence, event_id, at, lo, t,
+                 advice=None):
+        self.action = action
+        self.kind = subject.kind
+        self.subject = subject.subject
+        self.flag_id = subject.flag_id
+        self.domains = subject.domains
+        self.rule = rule
+        self.matched = matched
+        self.evidence = evidence
+        self.advice = advice
+        self.event_id = event_id
+        self.at = at
+        self.lo = lo
+        self.t = t
+
+    def __repr__(self) -> str:
+        return f"Decision({self.action} {self.kind} {self.subject!r} {self.rule} {self.evidence})"
+
+
+class State:
+    """The subjects one event touches (0 to 3), each with its counts."""
+
+    __slots__ = ("subjects",)
+
+    def __init__(self, subjects) -> None:
+        self.subjects = subjects
+
+
+# --- time helpers (naive UTC datetimes, as the store keeps them) ---------------------------
+
+def as_datetime(value) -> datetime:
+    """A naive UTC datetime from a datetime, epoch seconds or the store's text form."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+    if isinstance(value, (int, float)):
+        # Truncated to the microsecond like intake.utc_text, so the flag times of an
+        # incremental run and of a recompute (which reads received_at back) are equal.
+        whole = int(value // 1)
+        return datetime(1970, 1, 1) + timedelta(
+            seconds=whole, microseconds=int((value % 1) * 1_000_000)
+        )
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.replace("T", " ").rstrip("Z"))
+    raise TypeError(f"not a time: {value!r}")
+
+
+def day_number(value) -> int:
+    """Proleptic ordinal of a UTC day from a date, datetime or 'YYYY-MM-DD...' text."""
+    if isinstance(value, datetime):
+        return value.toordinal()
+    if isinstance(value, date):
+        return value.toordinal()
+    return date.fromisoformat(str(value)[:10]).toordinal()
+
+
+def anchor(event: dict, now: datetime) -> datetime:
+    """Where the event's windows end: its own time, never later than now."""
+    t = as_datetime(event["occurred_at"])
+    return t if t <= now else now
+
+
+# --- which rules an event is judged by -----------------------------------------------------
+
+# verify_reason values of rows that are not forged-looking, merely unsigned (see
+# Rules.accept_unsigned); judge/lean.py's SQL uses the same tuple.
+UNSIGNED = ("unsigned", "no-token")
+
+
+def _trusted(event: dict, options, rules) -> bool:
+    if event.get("verified") or options.include_unverified:
+        return True
+    return rules.accept_unsigned and event.get("verify_reason") in UNSIGNED
+
+
+def is_throttle(event: dict, dest) -> bool:
+    """Rule R8's test: a rate-limit or reputation refusal (reason, or a known text)."""
+    if event.get("reason") in dest.reasons:
+        return True
+    diag = event.get("diagnostic")
+    if not diag:
+        return False
+    diag = diag.lower()
+    for m in dest.markers:
+        if m in diag:
+            return True
+    return False
+
+
+def dead_mode(event: dict, rules) -> str | None:
+    """'hard' (R1 applies), 'soft' (R2 applies) or None (no dead-recipient rule applies)."""
+    r = rules.dead
+    if not r.enabled or not event.get("recipient") or not _trusted(event, r, rules):
+        return None
+    kind = event.get("kind")
+    if kind != "bounce" and not (kind == "delay" and r.count_delays):
+        return None
+    reason = event.get("reason")
+    if reason in r.sender_side_reasons:
+        return None  # the remote refused us or the content, not the mailbox
+    if kind == "bounce":
+        hard = event.get("hard")  # True/1, False/0, or None when classify could not tell
+        status_says = event.get("status") in r.hard_statuses
+        if (hard and (status_says or reason in r.hard_reasons)) or (hard is None and status_says):
+            return "hard"
+    return "soft" if r.soft_days else None
+
+
+def sender_mode(event: dict, rules) -> str | None:
+    """'bounce' (R3-R6 apply), 'complaint' (R7 applies) or None."""
+    r = rules.sender
+    sender = event.get("sender")
+    if not r.enabled or not sender or not _trusted(event, r, rules):
+        return None
+    kind = event.get("kind")
+    if kind == "complaint":
+        return "complaint" if r.complaints else None
+    if kind == "bounce" or (kind == "delay" and r.count_delays):
+        if sender.lower() in r.exempt_senders:
+            return None
+        return "bounce"
+    return None
+
+
+def destination(event: dict, rules):
+    """(subject, domains) for R8 if the event is a throttling refusal, else None."""
+    r = rules.dest
+    if not r.enabled or not r.min_deferrals or not _trusted(event, r, rules):
+        return None
+    if event.get("kind") not in ("bounce", "delay"):
+        return None
+    domain = (event.get("recipient_domain") or "").lower()
+    if not domain or not is_throttle(event, r):
+        return None
+    provider = rules.provider_of.get(domain)
+    if provider is None:
+        return domain, (domain,)
+    return provider, r.providers[provider]
+
+
+# While a compromised-sender or throttled-destination flag is live, its window numbers are
+# refreshed at most this often.  Without it every bounce of a 3,000-bounce spam run would
+# recount the whole window (quadratic work, ~1 ms a bounce at the peak of the run); with
+# it the cost per bounce stays bounded by the thresholds, which stop a window from
+# growing unflagged.  Complaints (R7) and dead recipients are always recorded.
+REFRESH = timedelta(seconds=60)
+
+
+def settled(s: Subject, now: datetime) -> bool:
+    """True when a live windowed flag was updated less than REFRESH ago (skip this event)."""
+    return (
+        s.flag_id is not None
+        and s.updated_at is not None
+        and s.mode in ("bounce", "deferral")
+        and now - s.updated_at < REFRESH
+    )
+
+
+def needs_baseline(counts: dict, rules) -> bool:
+    """Whether R5 could fire on these window counts (the baseline query is skipped if not)."""
+    r = rules.sender
+    return bool(r.jump_factor) and counts.get("bounces", 0) >= max(r.jump_min, 1)
+
+
+def baseline_windows(rules) -> float:
+    """How many windows the baseline period holds (the current window excluded)."""
+    r = rules.sender
+    return max(r.baseline_days * 24 * 60 / r.window_minutes - 1, 1.0)
+
+
+def baseline_cap(counts: dict, rules) -> int:
+    """A baseline count at or above this cannot let R5 fire (so counting may stop there)."""
+    return int(counts.get("bounces", 0) * baseline_windows(rules) / rules.sender.jump_factor) + 1
+
+
+def dead_lookback(rules) -> timedelta:
+    """How far back R2 looks for soft-failure days: enough for the longest qualifying run."""
+    r = rules.dead
+    return timedelta(days=r.soft_span_days + r.soft_days * max(r.quiet_reset_days, 1) + 1)
+
+
+# --- the evaluation ------------------------------------------------------------------------
+
+def evaluate(state: State, event: dict, rules, now: datetime) -> list:
+    """The decisions one recorded event causes, given the state of its subjects."""
+    t = anchor(event, now)
+    out = []
+    for s in state.subjects:
+        if s.since is not None and t <= s.since:
+            continue  # happened before the administrator cleared the last flag
+        if settled(s, now):
+            continue
+        if s.kind == DEAD:
+            d = _dead(s, event, rules, now, t)
+        elif s.kind == COMPROMISED:
+            d = _sender(s, event, rules, now, t)
+        else:
+            d = _throttled(s, event, rules, now, t)
+        if d is not None:
+            if s.since is not None and d.lo < s.since:
+                d.lo = s.since  # samples, like counts, start after the last clearing
+            out.append(d)
+    return out
+
+
+def _action(s: Subject) -> str:
+    return RAISE if s.flag_id is None else UPDATE
+
+
+def _text(value, limit: int = 300):
+    if value is None:
+        return None
+    value = str(value)
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _dead(s: Subject, event: dict, rules, now, t):
+    r = rules.dead
+    if s.mode == "hard":
+        evidence = {
+            "rule": "R1",
+            "status": event.get("status"),
+            "reason": event.get("reason"),
+            "diagnostic": _text(event.get("diagnostic")),
+            "remote_mta": event.get("remote_mta"),
+            "at": str(t),
+        }
+        return Decision(_action(s), s, "R1", ["R1"], evidence, event["id"], now, t, t)
+    days = sorted(set(s.counts.get("days", ())))
+    if not days:
+        return None
+    # The current run: walk back from the latest day while the gaps stay short enough.
+    run = [days[-1]]
+    for d in reversed(days[:-1]):
+        if run[-1] - d > r.quiet_reset_days:
+            break
+        run.append(d)
+    first, last = run[-1], run[0]
+    if len(run) < r.soft_days or last - first < r.soft_span_days:
+        return None
+    first_day = date.fromordinal(first)
+    evidence = {
+        "rule": "R2",
+        "days": len(run),
+        "first_day": first_day.isoformat(),
+        "last_day": date.fromordinal(last).isoformat(),
+        "span_days": last - first,
+        "reason": event.get("reason"),
+        "status": event.get("status"),
+        "diagnostic": _text(event.get("diagnostic")),
+    }
+    lo = datetime(first_day.year, first_day.month, first_day.day)
+    # lo is exclusive in the sample query; step back a microsecond to include midnight.
+    return Decision(_action(s), s, "R2", ["R2"], evidence, event["id"], now,
+                    lo - timedelta(microseconds=1), t)
+
+
+def _sender(s: Subject, event: dict, rules, now, t):
+    r = rules.sender
+    c = s.counts
+    if s.mode == "complaint":
+        n = c.get("complaints", 0)
+        if n < r.complaints:
+            return None
+        lo = t - timedelta(hours=r.complaint_window_hours)
+        evidence = {
+            "rule": "R7",
+            "complaints": n,
+            "window_hours": r.complaint_window_hours,
+            "recipient": event.get("recipient"),
+        }
+        return Decision(_action(s), s, "R7", ["R7"], evidence, event["id"], now, lo, t)
+    bounces = c.get("bounces", 0)
+    domains = c.get("domains", 0)
+    spam = c.get("spam", 0)
+    matched = []
+    if r.max_bounces and bounces >= r.max_bounces:
+        matched.append("R3")
+    if r.max_domains and domains >= r.max_domains:
+        matched.append("R4")
+    per_window = None
+    baseline = c.get("baseline")
+    if r.jump_factor and baseline:
+        # The loader may stop counting at baseline_cap: past it R5 is false anyway.
+        per_window = baseline / baseline_windows(rules)
+        if bounces >= r.jump_min and bounces >= r.jump_factor * per_window:
+            matched.append("R5")
+        else:
+            per_window = None  # possibly a capped count: not a number to show
+    if r.spam_share and bounces >= max(r.spam_min, 1) and spam >= r.spam_share * bounces:
+        matched.append("R6")
+    if not matched:
+        return None
+    lo = t - timedelta(minutes=r.window_minutes)
+    evidence = {
+        "rule": matched[0],
+        "rules": matched,
+        "window_minutes": r.window_minutes,
+        "bounces": bounces,
+        "domains": domains,
+        "spam": spam,
+    }
+    if per_window is not None:
+        evidence["baseline_per_window"] = round(per_window, 3)
+    return Decision(_action(s), s, matched[0], matched, evidence, event["id"], now, lo, t)
+
+
+def _throttled(s: Subject, event: dict, rules, now, t):
+    r = rules.dest
+    n = s.counts.get("deferrals", 0)
+    if n < r.min_deferrals:
+        return None
+    lo = t - timedelta(minutes=r.window_minutes)
+    evidence = {
+        "rule": "R8",
+        "deferrals": n,
+        "window_minutes": r.window_minutes,
+        "domains": list(s.domains),
+        "status": event.get("status"),
+        "diagnostic": _text(event.get("diagnostic")),
+        "remote_mta": event.get("remote_mta"),
+    }
+    advice = None
+    if s.flag_id is None:
+        from bounce_handler.judge.advice import postfix_advice
+
+        advice = postfix_advice(s.subject, s.domains, r)
+    return Decision(_action(s), s, "R8", ["R8"], evidence, event["id"], now, lo, t, advice)
+
+
+KIND_ORDER = (DEAD, COMPROMISED, THROTTLED)
