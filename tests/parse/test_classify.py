@@ -36,7 +36,7 @@ CASES = [
      "4.3.2", "notaccept", None),
     # Vendor codes (Yahoo TS/TSS, Gmail 4.7.28, Microsoft S3150) before generic statuses.
     ("4.7.0", "421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred", "delayed",
-     None, "4.7.0", "blocked", None),
+     None, "4.7.0", "ratelimited", None),
     ("4.7.0", "421 4.7.0 [TS01] Messages from 192.0.2.1 temporarily deferred", "failed",
      None, "4.7.0", "ratelimited", False),
     (None, "421-4.7.28 Our system has detected an unusual rate of unsolicited mail",

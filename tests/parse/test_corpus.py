@@ -25,7 +25,7 @@ EXPECTED = {
     "postfix_03.eml": ("bounce", "rfc3464", [
         ("spamtrap@bigprovider.example", "5.7.1", "blocked", False)]),
     "postfix_04.eml": ("delay", "rfc3464", [
-        ("ops@busy.example", "4.7.0", "blocked", None)]),
+        ("ops@busy.example", "4.7.0", "ratelimited", None)]),
     "postfix_05.eml": ("bounce", "postfix_transcript", [
         ("victim@elsewhere.example", "5.7.1", "norelaying", False)]),
     "postfix_06.eml": ("bounce", "postfix", [
