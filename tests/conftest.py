@@ -116,3 +116,66 @@ def nobody_can_run(path: str) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return proc.returncode == 0
+
+
+# -- A real Postfix and PostgreSQL (tests/support/postfix.py, postgres.py) -------------------
+# Skipped when absent, failed under BOUNCE_HANDLER_REQUIRE_SERVICES=1 (tests/support/services).
+
+
+@pytest.fixture(scope="session")
+def pipe_bin():
+    """A bin directory whose bounce-handler Postfix's pipe user (nobody) can execute.
+
+    The dev venv when nobody can run it; otherwise a non-editable deploy/install.sh
+    deployment in a 0755 directory under /tmp, built once per session.
+    """
+    import tempfile
+
+    from tests.support import postfix as pf
+    from tests.support.services import require
+
+    why = pf.unavailable_reason()
+    if why:
+        require("postfix", why)
+    scratch = tempfile.mkdtemp(prefix="bh-pipe-bin-", dir="/tmp")
+    os.chmod(scratch, 0o755)
+    try:
+        bin_dir, _how = pf.pipe_bin_dir(str(ROOT), str(BIN), scratch)
+        yield bin_dir
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postfix_relay(pipe_bin, _migrated_template):
+    """A private Postfix (127.0.0.1, random port) piping bounces+TOKEN@relay.test into the
+    real bounce-handler, which records them in a migrated SQLite store (``relay.db_path``).
+    """
+    import tempfile
+
+    from tests.support import postfix as pf
+
+    relay = pf.Relay(
+        tempfile.mkdtemp(prefix="bh-relay-", dir="/tmp"),
+        pipe_bin,
+        sqlite_template=str(_migrated_template),
+    )
+    try:
+        yield relay.start()
+    finally:
+        relay.destroy()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """A private PostgreSQL on loopback (tests/support/postgres.py), or skip/fail."""
+    from tests.support import postgres
+    from tests.support.services import require
+
+    why = postgres.unavailable_reason()
+    if why:
+        require("PostgreSQL", why)
+    inst = postgres.PostgresInstance(str(tmp_path_factory.mktemp("pg")))
+    inst.start()
+    yield inst
+    inst.destroy()
