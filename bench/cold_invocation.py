@@ -30,7 +30,8 @@ def timed(cmd, stdin_bytes=None, env=None) -> float:
     proc = subprocess.run(cmd, input=stdin_bytes, capture_output=True, env=env)
     elapsed = time.perf_counter() - t
     if proc.returncode != 0:
-        sys.exit(f"{cmd[0]} exited {proc.returncode}: {proc.stdout[-300:]!r} {proc.stderr[-300:]!r}")
+        out = proc.stdout[-300:] + proc.stderr[-300:]
+        sys.exit(f"{cmd[0]} exited {proc.returncode}: {out!r}")
     return elapsed
 
 
@@ -77,7 +78,8 @@ def main() -> None:
     print(f"bare `python -c pass`  median {mb * 1000:7.1f} ms")
     print(f"bounce-handler (DSN->row) med {mh * 1000:7.1f} ms")
     print(f"ratio handler / bare          {mh / mb:7.2f}x   (target <= 2.0)")
-    print(f"throughput on {os.cpu_count()} cores       ~{os.cpu_count() / mh:.0f} bounces/s (CPU-bound estimate)")
+    cores = os.cpu_count()
+    print(f"throughput on {cores} cores       ~{cores / mh:.0f} bounces/s (CPU-bound estimate)")
 
 
 if __name__ == "__main__":

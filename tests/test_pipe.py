@@ -41,14 +41,16 @@ def test_standard_dsn_yields_exactly_the_expected_row(store):
     proc = store.handler("alice=example.net", input=PIPE_HEADERS + DSN)
     assert_clean(proc)
     assert proc.returncode == 0
-    assert proc.stdout.decode().startswith("recorded: 1 bounce: alice@example.net 5.1.1 userunknown")
+    out = proc.stdout.decode()
+    assert out.startswith("recorded: 1 bounce: alice@example.net 5.1.1 userunknown")
     rows = store.query(
         "SELECT recipient, recipient_domain, action, status, reason, hard, remote_mta,"
         " verp_token, verified, verify_reason, kind, original_message_id, diagnostic"
         " FROM bounce_events"
     )
     assert len(rows) == 1
-    (rcpt, domain, action, status, reason, hard, mta, token, verified, vreason, kind, omid, diag) = rows[0]
+    (rcpt, domain, action, status, reason, hard, mta, token, verified, vreason, kind, omid,
+     diag) = rows[0]
     assert (rcpt, domain, action, status, reason, hard) == (
         "alice@example.net", "example.net", "failed", "5.1.1", "userunknown", 1,
     )
@@ -279,7 +281,7 @@ def test_hostile_extensions_are_stored_verbatim_and_harmless(store, extension):
     assert store.query("SELECT count(*) FROM messages")[0][0] == 1  # the table survived
     assert not os.path.exists("/tmp/pwned-bh")
     # the log line stays one line: the newline is escaped, not emitted
-    assert all(l.startswith("outcome=") for l in proc.stderr.decode().splitlines())
+    assert all(line.startswith("outcome=") for line in proc.stderr.decode().splitlines())
 
 
 def test_help_and_version_exit_zero(store):

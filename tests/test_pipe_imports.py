@@ -36,8 +36,8 @@ def run_probe(store, extension: str, message: bytes) -> tuple[int, set[str]]:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     lines = proc.stdout.splitlines()
-    mods = json.loads(next(l for l in lines if l.startswith("MODULES="))[8:])
-    rc = int(next(l for l in lines if l.startswith("RC="))[3:])
+    mods = json.loads(next(x for x in lines if x.startswith("MODULES="))[8:])
+    rc = int(next(x for x in lines if x.startswith("RC="))[3:])
     return rc, set(mods)
 
 
@@ -46,7 +46,8 @@ def heavy(mods: set[str]) -> list[str]:
 
 
 def test_standard_dsn_path_imports_nothing_heavy(store):
-    rc, mods = run_probe(store, "alice=example.net", (SAMPLES / "01-postfix-user-unknown.eml").read_bytes())
+    dsn = (SAMPLES / "01-postfix-user-unknown.eml").read_bytes()
+    rc, mods = run_probe(store, "alice=example.net", dsn)
     assert rc == 0
     assert heavy(mods) == []
     assert "sqlite3" in mods  # it did reach the store

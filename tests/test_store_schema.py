@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import create_engine, inspect, select
@@ -87,7 +87,7 @@ def test_lean_rows_read_back_through_the_models(store):
     eng = create_engine(store.url)
     with Session(eng) as session:
         m = session.scalars(select(Message)).one()
-        assert m.received_at == datetime.fromtimestamp(now, timezone.utc).replace(tzinfo=None)
+        assert m.received_at == datetime.fromtimestamp(now, UTC).replace(tzinfo=None)
         assert m.received_at.microsecond == 250000
         assert m.truncated is False and m.disposition == "quarantined"
         q = session.scalars(select(Quarantine)).one()

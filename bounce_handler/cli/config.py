@@ -8,6 +8,7 @@ Examples:
     bounces config check
     bounces config show
     bounces --config ./test.toml config show --defaults
+
 """
 
 from __future__ import annotations

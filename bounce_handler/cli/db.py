@@ -8,6 +8,7 @@ Examples:
     bounces db upgrade
     bounces db current
     bounces --config /etc/bounce-handler/config.toml db downgrade base
+
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""The store: the schema (models), engine setup, and the hot-path writers."""
