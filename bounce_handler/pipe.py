@@ -250,6 +250,11 @@ def run(argv: list[str], stdin, now: float | None = None) -> tuple[int, str, lis
     fields = head + fields + [("elapsed_ms", f"{elapsed:.1f}")]
     if code:
         fields.append(("error", line.partition(": ")[2]))
+    if not line.isprintable():
+        # A hostile XVERP extension or header can carry CR/LF or ESC (found by
+        # tests/hostile): Postfix copies this line into its log and the DSN, so it stays
+        # one line of printable text.
+        line = "".join(c if c.isprintable() else "?" for c in line)
     return code, line[:MAX_OUTPUT], fields, settings
 
 

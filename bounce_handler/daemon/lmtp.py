@@ -1,0 +1,404 @@
+"""LMTP intake: bounces over a socket, with no process per message (RFC 2033).
+
+A service of ``bounces daemon`` when ``[daemon] lmtp_listen`` is set
+(``unix:/var/spool/postfix/private/bounce-lmtp`` or ``inet:127.0.0.1:10028``).  Postfix
+routes the bounce address to it with a transport map entry such as
+``bounces@relay.example lmtp:unix:private/bounce-lmtp`` (see deploy/spool-and-lmtp.md).
+
+One code path: after the message is read, every recipient goes through
+``intake.process`` exactly as a pipe invocation does; only the envelope comes from the
+LMTP transaction (MAIL FROM, and RCPT TO ``bounces+EXT@relay`` for the VERP extension)
+instead of argv.  RFC 2033 section 4.2 makes the server answer DATA once per accepted
+recipient, so each recipient gets its own reply, mapped from the pipe's exit table:
+
+    recorded / duplicate / ignored / quarantined   250 2.0.0 (Postfix deletes its copy)
+    tempfail (store down, locked, full ...)         451 4.3.0 <why> (Postfix retries)
+
+Never a 5xx: Postfix's lmtp client bounces a message on 5xx, and the bounce of a bounce
+(null sender) is discarded -- lost, exactly like a pipe exit other than 0/75.  For the same
+reason aiosmtpd's own 5xx paths are opened up: no SIZE limit (Postfix's own
+message_size_limit bounds what it can queue; we truncate at ``[intake]
+max_message_bytes`` like the pipe and the row says so) and a line limit as large as a
+message (aiosmtpd's default of 1001 octets would answer a long header line with one
+``500 Line too long``, which Postfix turns into a bounce).
+
+Writing: with SQLite, messages from all connections are committed in groups by one
+writer thread (``SqliteGroupCommitter``): while one transaction's fsync runs, the next
+messages queue up and go into the next transaction together.  Each message still gets
+its reply only after the transaction holding it committed, and each keeps its own
+idempotency check, so the durability contract is the pipe's; but the fsync (SQLite's
+``synchronous=FULL``, the floor of any per-message commit) is paid once per group, not
+once per message.  With PostgreSQL the daemon writes directly (it has psycopg loaded
+already; ``pg_mode = "spool"`` only concerns the pipe), one ``record`` per message in a
+small thread pool, with one writer per worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from bounce_handler import intake
+from bounce_handler.errors import StoreUnavailable
+
+log = logging.getLogger("bounce_handler.daemon.lmtp")
+
+# Replies per outcome (RFC 3463 enhanced codes).  pipe.EXIT is the same table for exits.
+REPLY = {
+    "recorded": "250 2.0.0",
+    "duplicate": "250 2.0.0",
+    "ignored": "250 2.0.0",
+    "quarantined": "250 2.0.0",
+    "tempfail": "451 4.3.0",
+}
+MAX_REPLY_TEXT = 200
+WORKERS = 4
+
+
+def _reply_text(text: str) -> str:
+    """One printable ASCII line (a CR/LF in a reason would forge further replies)."""
+    text = "".join(c if " " <= c < "\x7f" else "?" for c in text)
+    return text[:MAX_REPLY_TEXT]
+
+
+def default_writer_factory(settings):
+    """Return the writer a resident process uses: SQLite, or PostgreSQL *directly*."""
+    url = settings.database.url
+    if url.startswith("postgresql"):
+        from bounce_handler.store.pg import writer_for_settings
+
+        return writer_for_settings(settings)
+    return intake.writer_for(settings)
+
+
+class SqliteGroupCommitter:
+    """One writer thread; every batch waiting when a transaction starts joins it.
+
+    The statements are store/lean.py's (the column lists tested against the models); the
+    per-message steps are SqliteWriter.record's, in one BEGIN IMMEDIATE ... COMMIT per
+    group instead of per message.  A failure of the group (locked past busy_timeout,
+    disk full, read-only) fails every batch in it with StoreUnavailable: each recipient
+    gets 451 and Postfix retries it; nothing of the group was committed.
+    """
+
+    MAX_GROUP = 256
+
+    def __init__(self, path: str, busy_timeout: float, judge=None) -> None:
+        import queue
+
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self.judge = judge
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._conn = None
+        self._thread = threading.Thread(target=self._run, name="lmtp-commit", daemon=True)
+        self._thread.start()
+        self.groups = 0
+
+    def submit(self, batch):
+        """Queue a batch; return a concurrent.futures.Future of (message id, created)."""
+        from concurrent.futures import Future
+
+        fut: Future = Future()
+        self.queue.put((batch, fut))
+        return fut
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the writer thread."""
+        self.queue.put(None)
+        self._thread.join(10)
+
+    def _connect(self):
+        from bounce_handler.store.lean import SqliteWriter
+
+        if self._conn is None:
+            # SqliteWriter's checks and messages (missing file, mode=rw, explain()).
+            self._conn = SqliteWriter(self.path, self.busy_timeout)._connect()
+        return self._conn
+
+    def _run(self) -> None:
+        import queue
+
+        while True:
+            item = self.queue.get()
+            if item is None:
+                break
+            group = [item]
+            stop = False
+            while len(group) < self.MAX_GROUP:
+                try:
+                    nxt = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                group.append(nxt)
+            self._commit(group)
+            if stop:
+                break
+        if self._conn is not None:
+            self._conn.close()
+
+    def _commit(self, group) -> None:
+        import sqlite3
+
+        from bounce_handler.store import lean
+
+        results = []
+        conn = None
+        try:
+            conn = self._connect()
+            conn.execute("BEGIN IMMEDIATE")
+            lean._check_schema(conn)
+            seen: dict[str, int] = {}
+            for batch, _ in group:
+                results.append(self._one(conn, batch, seen, lean))
+            conn.execute("COMMIT")
+            self.groups += 1
+        except Exception as e:  # noqa: BLE001 - the whole group failed: each one 451
+            if conn is not None and conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            if isinstance(e, sqlite3.Error):
+                err = StoreUnavailable(lean._explain(e, self.path, self.busy_timeout))
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+            elif isinstance(e, StoreUnavailable):
+                err = e
+            else:
+                err = e
+            for _, fut in group:
+                fut.set_exception(err)
+            return
+        for (_, fut), res in zip(group, results, strict=True):
+            fut.set_result(res)
+
+    def _one(self, conn, batch, seen, lean):
+        m = batch.message
+        digest = m["digest"]
+        if digest in seen:  # the same message twice in one group (two connections)
+            return seen[digest], False
+        row = conn.execute("SELECT id FROM messages WHERE digest = ?", (digest,)).fetchone()
+        if row is not None:
+            return row[0], False
+        message_id = conn.execute(
+            lean.INSERT_MESSAGE, [m.get(c) for c in lean.MESSAGE_COLUMNS]
+        ).lastrowid
+        if batch.raw is not None:
+            conn.execute(lean.INSERT_RAW, (message_id, m["received_at"], "zlib", batch.raw))
+        for ev in batch.events:
+            ev["message_id"] = message_id
+            ev["id"] = conn.execute(
+                lean.INSERT_EVENT, [ev.get(c) for c in lean.EVENT_COLUMNS]
+            ).lastrowid
+        if batch.quarantine is not None:
+            q = batch.quarantine
+            conn.execute(
+                lean.INSERT_QUARANTINE, (message_id, m["received_at"], q["reason"], q.get("detail"))
+            )
+        if self.judge is not None and batch.events:
+            self.judge(conn, batch.events, batch.now)
+        seen[digest] = message_id
+        return message_id, True
+
+
+class LmtpHandler:
+    """aiosmtpd handler: accepts every recipient, answers DATA once per recipient."""
+
+    def __init__(self, settings, writer_factory=None, workers: int = WORKERS, clock=time.time):
+        self.settings = settings
+        self.executor = ThreadPoolExecutor(workers, thread_name_prefix="lmtp")
+        self.clock = clock
+        self.relay = settings.intake.relay or os.uname().nodename
+        self._local = threading.local()
+        self.counts: dict[str, int] = {}
+        # Parsed once: the rules are part of the (frozen) settings.  Invalid rules make
+        # the daemon refuse to start, as `bounces config check` would.
+        self.judge = intake.judge_for(settings)
+        self.committer = None
+        url = settings.database.url
+        if writer_factory is None and url.startswith("sqlite"):
+            from bounce_handler.store.lean import sqlite_path
+
+            self.committer = SqliteGroupCommitter(
+                sqlite_path(url), settings.database.busy_timeout, self.judge
+            )
+        self.writer_factory = writer_factory or default_writer_factory
+
+    def _writer(self):
+        w = getattr(self._local, "writer", None)
+        if w is None:
+            w = self._local.writer = self.writer_factory(self.settings)
+        return w
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        """Accept the recipient (see below)."""
+        # Accept every recipient: a bare or foreign local part is still a message Postfix
+        # routed here, and refusing it (5xx) would bounce a bounce.  It is recorded without
+        # a VERP extension, as the pipe does for a bare bounces@ address.
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    def _build(self, raw: bytes, size: int, truncated: bool, mail_from, rcpt: str):
+        """intake.build for one recipient's copy (the pipe's parse, VERP and rows)."""
+        from bounce_handler import verp
+
+        try:
+            extension = verp.split_address(rcpt, self.settings)
+        except Exception:  # noqa: BLE001 - not a bounce address: no extension
+            extension = None
+        env = intake.Envelope(
+            extension=extension,
+            sender=mail_from or "",
+            recipient=rcpt.strip("<>") or None,
+        )
+        return intake.build(
+            raw, env, self.settings, self.clock(),
+            source="lmtp", size=size, truncated=truncated, relay=self.relay,
+        )
+
+    def _record(self, batch):
+        """Per-message write (PostgreSQL, or an injected writer). Runs in a worker thread."""
+        try:
+            return self._writer().record(batch, judge=self.judge if batch.events else None)
+        except Exception:
+            self._local.writer = None  # reconnect next time (PostgreSQL restarted)
+            raise
+
+    async def _one(self, loop, raw, size, truncated, mail_from, rcpt) -> str:
+        """One recipient: build, record, and the reply line -- never an exception."""
+        try:
+            batch, outcome = await loop.run_in_executor(
+                self.executor, self._build, raw, size, truncated, mail_from, rcpt
+            )
+            if self.committer is not None:
+                message_id, created = await asyncio.wrap_future(self.committer.submit(batch))
+            else:
+                message_id, created = await loop.run_in_executor(
+                    self.executor, self._record, batch
+                )
+            # The same duplicate rule as intake.process.
+            if not created:
+                outcome.name = "duplicate"
+                outcome.detail = f"already recorded as message {message_id}"
+            name, detail = outcome.name, outcome.detail
+        except StoreUnavailable as e:
+            name, detail = "tempfail", str(e)
+        except Exception as e:  # noqa: BLE001 - defer, never 5xx (a bounce would be lost)
+            from bounce_handler.errors import BounceHandlerError
+
+            name = "tempfail"
+            if isinstance(e, BounceHandlerError) or type(e).__name__ == "ConfigError":
+                detail = str(e)  # a key or config file: the message names it and why
+            else:
+                log.exception("lmtp: unexpected error for %s", _reply_text(rcpt))
+                detail = f"internal error: {type(e).__name__}"
+        self.counts[name] = self.counts.get(name, 0) + 1
+        return f"{REPLY[name]} <{_reply_text(rcpt)}> {name}: {_reply_text(detail)}"
+
+    async def handle_DATA(self, server, session, envelope):
+        """Record the message once per recipient; one reply line each."""
+        raw = envelope.original_content or b""
+        if isinstance(raw, str):  # pragma: no cover - decode_data is off
+            raw = raw.encode("utf-8", "surrogateescape")
+        size = len(raw)
+        cap = self.settings.intake.max_message_bytes
+        truncated = size > cap
+        if truncated:
+            raw = raw[:cap]
+        loop = asyncio.get_running_loop()
+        replies = await asyncio.gather(
+            *(
+                self._one(loop, raw, size, truncated, envelope.mail_from, r)
+                for r in envelope.rcpt_tos
+            )
+        )
+        # aiosmtpd writes the returned text followed by CRLF: one reply line per recipient,
+        # in RCPT order (RFC 2033 section 4.2).
+        return "\r\n".join(replies)
+
+    def close(self) -> None:
+        """Stop the worker threads and the committer (after the server stopped)."""
+        self.executor.shutdown(wait=True)
+        if self.committer is not None:
+            self.committer.close()
+            self.committer = None
+
+
+class LmtpService:
+    """The LMTP listener as a ``bounces daemon`` service: ``start()`` / ``stop()``."""
+
+    name = "lmtp"
+
+    def __init__(self, settings, listen: str | None = None, writer_factory=None, workers=WORKERS):
+        self.settings = settings
+        from bounce_handler.daemon.server import parse_listen
+
+        self.listen = listen or settings.daemon.lmtp_listen
+        self.kind, self.where = parse_listen(self.listen)
+        self.handler = LmtpHandler(settings, writer_factory, workers)
+        self.controller = None
+
+    @property
+    def address(self) -> str:
+        """The bound address (the real port after start when the spec said port 0)."""
+        if self.kind == "inet" and self.controller is not None:
+            try:
+                host, port = self.controller.server.sockets[0].getsockname()[:2]
+                return f"inet:{host}:{port}"
+            except (AttributeError, IndexError, OSError):
+                pass
+        return self.listen
+
+    def _make_controller(self):
+        from aiosmtpd.controller import Controller, UnixSocketController
+        from aiosmtpd.lmtp import LMTP
+
+        line_limit = self.settings.intake.max_message_bytes + 1024 * 1024
+
+        class _LMTP(LMTP):
+            line_length_limit = line_limit
+
+        def factory(ctrl):
+            return _LMTP(ctrl.handler, **ctrl.SMTP_kwargs)
+
+        kwargs = dict(data_size_limit=None, enable_SMTPUTF8=True, ident="bounce-handler LMTP")
+        if self.kind == "unix":
+            cls = type("LmtpUnixController", (UnixSocketController,), {"factory": factory})
+            return cls(self.handler, unix_socket=self.where, **kwargs)
+        host, port = self.where
+        cls = type("LmtpInetController", (Controller,), {"factory": factory})
+        return cls(self.handler, hostname=host, port=port, **kwargs)
+
+    def start(self) -> None:
+        """Bind and serve in a background thread."""
+        if self.kind == "unix":
+            path = self.where
+            if os.path.exists(path):
+                os.unlink(path)  # a stale socket from a previous run
+        self.controller = self._make_controller()
+        self.controller.start()
+        if self.kind == "unix":
+            # Postfix's lmtp client (user postfix) must connect; nobody else needs to.
+            os.chmod(self.where, 0o660)
+        log.info("lmtp listening on %s", self.listen)
+
+    def stop(self) -> None:
+        """Stop accepting, finish the messages in hand."""
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+        self.handler.close()
+        if self.kind == "unix":
+            try:
+                os.unlink(self.where)
+            except OSError:
+                pass
