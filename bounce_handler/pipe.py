@@ -293,5 +293,25 @@ def main(argv: list[str] | None = None) -> int:
             return EX_TEMPFAIL
 
 
+def entry() -> None:
+    """The `bounce-handler` console script: main(), then exit without finalisation.
+
+    Once main() has returned, the bounce is committed (or the decision to defer is made),
+    the database connection is closed and the one output line is written; all that is
+    left is the interpreter tearing down its modules, which costs ~3.5 ms a process here
+    (measured with hyperfine: 30.0 ms vs 26.4 ms per bounce) for nothing. os._exit skips
+    it, after flushing what Python buffers itself.
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001 - a closed pipe: the exit status still matters
+        pass
+    import os
+
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
