@@ -171,18 +171,27 @@ class SqliteWriter:
             conn.close()
 
 
-def _check_schema(conn: sqlite3.Connection) -> None:
-    try:
-        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    except sqlite3.OperationalError:
-        raise StoreUnavailable(
-            "database schema not initialised: run `bounces db upgrade`"
-        ) from None
+NOT_INITIALISED = "database schema not initialised: run `bounces db upgrade`"
+
+
+def check_revision(row) -> None:
+    """Raise StoreUnavailable unless alembic_version's row is a revision this code knows.
+
+    Shared by the SQLite and PostgreSQL writers.
+    """
     if row is None or row[0] not in KNOWN_REVISIONS:
         raise StoreUnavailable(
             f"database schema at {row[0] if row else 'none'}, this bounce-handler knows "
             f"{KNOWN_REVISIONS[-1]}: run `bounces db upgrade`"
         )
+
+
+def _check_schema(conn: sqlite3.Connection) -> None:
+    try:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError:
+        raise StoreUnavailable(NOT_INITIALISED) from None
+    check_revision(row)
 
 
 def _explain(e: sqlite3.Error, path: str, timeout: float) -> str:

@@ -33,10 +33,11 @@ from __future__ import annotations
 from bounce_handler.errors import StoreUnavailable
 from bounce_handler.store.lean import (
     EVENT_COLUMNS,
-    KNOWN_REVISIONS,
     MESSAGE_COLUMNS,
+    NOT_INITIALISED,
     QUARANTINE_COLUMNS,
     RAW_COLUMNS,
+    check_revision,
 )
 
 # Columns that are Boolean in the models: the batch carries SQLite's 0/1, which
@@ -205,14 +206,8 @@ def _check_schema(cur) -> None:
         cur.execute("SELECT version_num FROM alembic_version")
         row = cur.fetchone()
     except psycopg.errors.UndefinedTable:
-        raise StoreUnavailable(
-            "database schema not initialised: run `bounces db upgrade`"
-        ) from None
-    if row is None or row[0] not in KNOWN_REVISIONS:
-        raise StoreUnavailable(
-            f"database schema at {row[0] if row else 'none'}, this bounce-handler knows "
-            f"{KNOWN_REVISIONS[-1]}: run `bounces db upgrade`"
-        )
+        raise StoreUnavailable(NOT_INITIALISED) from None
+    check_revision(row)
 
 
 def _first_line(e: Exception) -> str:
