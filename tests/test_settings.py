@@ -116,3 +116,13 @@ def test_config_show_masks_database_password(store):
     proc = store.bounces("config", "show")
     assert proc.returncode == 0, proc.stderr
     assert b"s3cret" not in proc.stdout and b"***" in proc.stdout
+
+
+def test_config_check_validates_rules_and_writes_the_cache(store):
+    proc = store.bounces("config", "check")
+    assert proc.returncode == 0, proc.stderr
+    assert (store.root / ".config.toml.cache").exists()
+    store.write_config("[rules.dead_recipient]\nsoft_dayz = 3\n")
+    proc = store.bounces("config", "check")
+    assert proc.returncode == 78
+    assert b"unknown key 'soft_dayz' in [rules.dead_recipient]" in proc.stderr
