@@ -567,6 +567,11 @@ def _xverp(extension: str, settings) -> tuple[str | None, str | None]:
     local, sep, domain = extension.rpartition(d2)
     if not sep or not local or not domain:
         return None, "malformed"
+    # Postfix never writes control characters or white space into an XVERP address; an
+    # extension carrying CR/LF, NUL or ESC was crafted (found by tests/hostile), and its
+    # "recipient" must not reach the store as if it were an address.
+    if not extension.isprintable() or " " in domain:
+        return None, "malformed"
     return f"{local}@{domain}", None
 
 

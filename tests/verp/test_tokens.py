@@ -343,3 +343,18 @@ def test_is_bounce_address(cfg):
     assert verp.is_bounce_address("BOUNCES+x@Relay.Example", cfg)
     assert not verp.is_bounce_address("bounces@elsewhere.example", cfg)
     assert not verp.is_bounce_address("bouncesx@relay.example", cfg)
+
+
+@pytest.mark.parametrize(
+    "extension",
+    ["alice=example.com\nX-Injected: yes", "al\x1bice=example.com", "alice=exa mple.com",
+     "alice\r=example.com"],
+)
+def test_crafted_xverp_with_control_characters_is_malformed(cfg, extension):
+    r = verp.decode(extension, cfg, NOW)
+    assert (r.recipient, r.verified, r.reason) == (None, False, "malformed")
+
+
+def test_plain_xverp_still_decodes(cfg):
+    r = verp.decode("alice+tag=example.com", cfg, NOW)
+    assert (r.recipient, r.verified, r.reason) == ("alice+tag@example.com", False, "unsigned")
