@@ -123,6 +123,13 @@ _HEX = "0123456789abcdef"
 
 REASONS = ("unsigned", "bad-tag", "expired", "unknown-key", "malformed", "no-token")
 
+# The one reason a *verified* result can carry: the tag proves the sender, but the
+# recipient is not under it (a per-sender token from the socketmap, alone or with
+# Postfix's XVERP "+local=domain" appended). Anyone who has seen one of that sender's
+# messages can add any recipient, so the dead-recipient rules treat such a recipient like
+# an unsigned one.
+SENDER_ONLY = "sender-only"
+
 
 class VerpError(BounceHandlerError):
     """A token cannot be made (bad input, too long)."""
@@ -150,7 +157,8 @@ class VerpResult:
     recipient   the original recipient, or None (per-sender token, malformed, no token)
     sender      the local sender identity, or None (XVERP, malformed, no token)
     verified    True only for a signed token whose tag, key and stamp are all good
-    reason      None when verified, else one of REASONS
+    reason      None when verified with the recipient signed too, SENDER_ONLY when
+                verified for the sender alone, else one of REASONS
 
     For an unverified signed token, ``recipient`` and ``sender`` are what it *claims*
     (kept for the record; the judge ignores unverified rows).
@@ -633,4 +641,4 @@ def decode(extension: str | None, settings, now: float) -> VerpResult:
     # age == 1023 is "issued tomorrow": another relay's clock a little ahead of ours.
     if age > settings.verp.max_age_days and age != STAMP_MODULUS - 1:
         return VerpResult(extension, recipient, sender, False, "expired")
-    return VerpResult(extension, recipient, sender, True, None)
+    return VerpResult(extension, recipient, sender, True, None if parts[1] else SENDER_ONLY)

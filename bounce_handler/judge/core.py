@@ -139,10 +139,18 @@ def anchor(event: dict, now: datetime) -> datetime:
 UNSIGNED = ("unsigned", "no-token")
 
 
-def _trusted(event: dict, options, rules) -> bool:
-    if event.get("verified") or options.include_unverified:
+# verify_reason of a token verified for its sender only (verp.SENDER_ONLY): the recipient
+# is not under the tag, so for the dead-recipient rules it is as good as unsigned.
+SENDER_ONLY = "sender-only"
+
+
+def _trusted(event: dict, options, rules, recipient: bool = False) -> bool:
+    if options.include_unverified:
         return True
-    return rules.accept_unsigned and event.get("verify_reason") in UNSIGNED
+    why = event.get("verify_reason")
+    if event.get("verified") and not (recipient and why == SENDER_ONLY):
+        return True
+    return rules.accept_unsigned and (why in UNSIGNED or why == SENDER_ONLY)
 
 
 def is_throttle(event: dict, dest) -> bool:
@@ -162,7 +170,7 @@ def is_throttle(event: dict, dest) -> bool:
 def dead_mode(event: dict, rules) -> str | None:
     """'hard' (R1 applies), 'soft' (R2 applies) or None (no dead-recipient rule applies)."""
     r = rules.dead
-    if not r.enabled or not event.get("recipient") or not _trusted(event, r, rules):
+    if not r.enabled or not event.get("recipient") or not _trusted(event, r, rules, True):
         return None
     kind = event.get("kind")
     if kind != "bounce" and not (kind == "delay" and r.count_delays):

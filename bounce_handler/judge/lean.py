@@ -23,6 +23,7 @@ from datetime import timedelta
 
 from bounce_handler.judge.core import (
     RAISE,
+    SENDER_ONLY,
     UNSIGNED,
     UPDATE,
     State,
@@ -97,17 +98,21 @@ def process_event(db: Db, ev: dict, rules, now) -> list:
 
 # --- the windows, as SQL predicates (shared by the counts and the evidence samples) -----
 
-def _trust(r, rules, sql: str, params: list) -> str:
+def _trust(r, rules, sql: str, params: list, recipient: bool = False) -> str:
     """The SQL twin of core._trusted."""
     if r.include_unverified:
         return sql
     if rules.accept_unsigned:
+        # sender-only rows are verified=1, so they pass here for every rule.
         sql += f" AND (verified = ? OR verify_reason IN ({marks(len(UNSIGNED))}))"
         params.append(True)
         params.extend(UNSIGNED)
         return sql
     sql += " AND verified = ?"
     params.append(True)
+    if recipient:
+        sql += " AND (verify_reason IS NULL OR verify_reason != ?)"
+        params.append(SENDER_ONLY)
     return sql
 
 
@@ -125,7 +130,7 @@ def _dead_where(db: Db, ev: dict, rules, lo, t):
     sql = "recipient = ? AND occurred_at > ? AND occurred_at <= ? AND id <= ? AND "
     sql += _in("kind", ("bounce", "delay") if r.count_delays else ("bounce",), params)
     sql += " AND " + _in("reason", r.sender_side_reasons, params, negate=True)
-    return _trust(r, rules, sql, params), params
+    return _trust(r, rules, sql, params, recipient=True), params
 
 
 def _sender_where(db: Db, ev: dict, rules, lo, t, complaints: bool = False):

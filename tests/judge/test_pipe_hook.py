@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from tests.conftest import SAMPLES
 
@@ -60,3 +61,22 @@ def test_invalid_rules_make_the_pipe_defer_not_drop(store):
     proc = store.handler("alice=example.net", input=HEADERS + DSN)
     assert proc.returncode == 75, proc.stdout
     assert store.query("SELECT count(*) FROM bounce_events") == [(0,)]
+
+
+def test_sender_only_token_proves_the_sender_not_the_recipient(store):
+    """A per-sender token (the socketmap's) plus any recipient a forger appends."""
+    keys = store.root / "verp.keys"
+    base = f'[verp]\nkey_file = "{keys}"\ndomain = "relay.example"\n'
+    store.write_config(base + "require_signed = true\n")
+    assert store.bounces("verp", "keygen").returncode == 0
+    from bounce_handler import settings, verp
+
+    s = settings.load(str(store.config))
+    token = verp.encode(None, "news@shop.example", s, time.time())
+    token = token.split("@")[0].split("+", 1)[1]
+    proc = store.handler(token + "+alice=example.net", input=HEADERS + DSN)
+    assert proc.returncode == 0, proc.stdout
+    assert store.query("SELECT verified, verify_reason, sender FROM bounce_events") == [
+        (1, "sender-only", "news@shop.example")]
+    # require_signed: the dead-recipient rule wants the recipient under the tag too
+    assert store.query("SELECT count(*) FROM flags WHERE kind = 'dead-recipient'") == [(0,)]
