@@ -13,12 +13,14 @@ recipient: users of every bounce processor complain that such blocks suppressed 
 addresses); non-failures (delays, deliveries, complaints) are ``None``.
 
 All tables live here, once; each entry says where the code or the wording comes from.
-Pure functions, no I/O; imported by the pipe's hot path (re only).
+Pure functions, no I/O; imported by the pipe's hot path; re is imported only when a vendor
+or wording pattern is first needed (codes are read by ``parse.scan``).
 """
 
 from __future__ import annotations
 
 from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.scan import ClientHostRejected, Word, find_reply, find_status
 
 # Sisimai's current reason vocabulary (Sisimai::Reason, v5), plus the three non-failures.
 REASONS = (
@@ -182,9 +184,9 @@ VENDOR_CODES = (
 )
 
 # Diagnostic wording → reason, first match wins; ordered from most to least specific.
-# Entries are literal lower-case phrases (cheap `in` tests) or lazy patterns where a word
-# boundary matters.  Phrases are what the MTAs print (Postfix, Exim, Sendmail, qmail,
-# Exchange, the big providers).
+# Entries are literal lower-case phrases (cheap `in` tests) or, where a word boundary
+# matters, parse.scan matchers (scan.Word: checking them imports no re).  Phrases are
+# what the MTAs print (Postfix, Exim, Sendmail, qmail, Exchange, the big providers).
 TEXT_REASON = (
     # Postfix "Sender address rejected: Domain not found", Sendmail "553 5.1.8 <x>...
     # Domain of sender address x does not exist": the sender is refused, not the recipient.
@@ -198,7 +200,7 @@ TEXT_REASON = (
     ("requireptr", ("reverse dns", "reverse lookup", "ptr record", "no ptr",
                     "cannot find your hostname", "not resolve your address", "rdns",
                     "cannot find your reverse hostname")),
-    ("authfailure", (lazy(r"\bspf\b"), "dkim", "dmarc", "sender policy framework",
+    ("authfailure", (Word("spf"), "dkim", "dmarc", "sender policy framework",
                      "authentication failed", "authentication check failed")),
     ("failedstarttls", ("starttls", "tls required", "encryption required",
                         "must use tls", "must issue a starttls")),
@@ -213,15 +215,15 @@ TEXT_REASON = (
                      "limit exceeded", "unusual rate", "unusual traffic", "throttl",
                      "temporarily deferred", "try again later")),
     ("badreputation", ("reputation", "poor sender", "sender score")),
-    ("spamdetected", (lazy(r"\bspam\b"), "content rejected", "classified as",
+    ("spamdetected", (Word("spam"), "content rejected", "classified as",
                       "identified as", "considered as", "bulk mail", "junk mail",
                       "unsolicited", "looks like spam", "high probability of being",
-                      lazy(r"\buce\b"))),
+                      Word("uce"))),
     ("blocked", ("blacklist", "black list", "blocklist", "block list", "blocked",
-                 "dnsbl", lazy(r"\brbl\b"), "spamhaus", "spamcop", "barracuda", "banned",
+                 "dnsbl", Word("rbl"), "spamhaus", "spamcop", "barracuda", "banned",
                  "connection refused from", "connection rejected by policy",
                  "not accepted from", "your ip", "your host", "your server",
-                 lazy(r"client host \S+ ?rejected"))),
+                 ClientHostRejected())),
     ("hasmoved", ("has moved", "moved permanently", "no longer with", "no longer at",
                   "no longer available at", "address has changed", "address changed")),
     ("suspend", ("disabled", "deactivated", "suspended", "inactive", "account is locked",
@@ -290,7 +292,7 @@ TEXT_REASON = (
     ("networkerror", ("connection refused", "connection reset", "timed out", "time out",
                       "connection closed", "connection lost", "connection dropped", "network",
                       "unreachable", "lost connection", "no route to host",
-                      lazy(r"\bdns\b"), "establish an smtp connection", "could not connect",
+                      Word("dns"), "establish an smtp connection", "could not connect",
                       "unable to connect", "cannot connect", "not responding")),
     ("systemfull", ("system is full", "system full", "out of disk", "out of memory",
                     "out of space", "insufficient system")),
@@ -346,8 +348,6 @@ REPLY_REASON = {
     "503": "syntaxerror", "504": "syntaxerror", "521": "notaccept", "556": "notaccept",
 }
 
-_STATUS = lazy(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
-_REPLY = lazy(r"(?<![\d.#-])([245][0-9][0-9])(?:[ -]|$)")
 _NON_FAILURE = ("delayed", "delivered", "relayed", "expanded")
 
 
@@ -394,21 +394,16 @@ def classify(
     action = (action or "failed").lower()
     diag = diagnostic or ""
     if status:
-        m = _STATUS.search(status)
-        status = ".".join(m.groups()) if m else None
+        status = find_status(status)
     if not status and diag:
-        m = _STATUS.search(diag)
-        if m:
-            status = ".".join(m.groups())
+        status = find_status(diag) or status
     if not reply_code and diag:
-        m = _REPLY.search(diag[:40])
-        if m:
-            reply_code = m.group(1)
+        reply_code = find_reply(diag[:40]) or reply_code
     if status and status.endswith(".0.0") and reply_code and reply_code[0] in "45":
         # "Status: 5.0.0" next to "550 5.1.1 ...": trust the more specific code in the text.
-        m = _STATUS.search(diag)
-        if m and not m.group(0).endswith(".0.0"):
-            status = m.group(0)
+        found = find_status(diag)
+        if found and not found.endswith(".0.0"):
+            status = found
 
     reason = None
     vendor = vendor_reason(diag.lower()) if diag else None

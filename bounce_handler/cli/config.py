@@ -1,8 +1,9 @@
 """Check the configuration file and show every setting with its default and why.
 
 `check` parses the file (the same code the pipe uses, [rules] included) and refreshes
-the cache the pipe reads, so run it after every edit: the pipe sees a changed file anyway (the cache is keyed
-by the file's size and mtime), but a fresh cache saves it ~8 ms a bounce.
+the cache the pipe reads, so run it after every edit: the pipe sees a changed file
+anyway (the cache is keyed by the file's size and mtime), but a fresh cache saves it
+~8 ms a bounce.
 
 Examples:
     bounces config check

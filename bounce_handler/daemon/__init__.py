@@ -1,0 +1,1 @@
+"""The resident daemon: socketmap lookups, LMTP intake and the PostgreSQL spool drain."""

@@ -13,26 +13,22 @@ recipients are classified (``bounce_handler.classify``) and the original message
 (sender, Message-ID, From, Subject, SASL login) are read from the returned copy.
 
 ``parse`` never raises: an internal error becomes kind "unknown" with ``error`` set.
-Hot path: imports only re, binascii and codecs (through ``mime``) at module level.
+Hot path: imports only binascii and codecs (through ``mime``) at module level; a standard
+DSN never imports ``re`` (the patterns it needs are ``scan``'s hand-written scanners).
 """
 
 from __future__ import annotations
 
-import re
-
 # Module, not name: classify imports parse.lazyre, so either may be imported first.
 from bounce_handler import classify as _classify
-from bounce_handler.parse.base import REPLY_CODE, Sniff, clean_address, find_address, one_line
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.base import Sniff, clean_address, find_address, one_line
 from bounce_handler.parse.mime import Part, decode_words, parse_message
 from bounce_handler.parse.model import Original, ParseResult, Recipient
 from bounce_handler.parse.registry import NAMES, detector
+from bounce_handler.parse.scan import find_remote, find_reply, find_sasl, odd_dots
 
 __all__ = ["parse", "ParseResult", "Recipient", "Original"]
 
-_SASL = lazy(r"\(Authenticated sender:\s*([^)\s]+)\s*\)", re.I)
-_REMOTE = lazy(r"\bhost\s+([A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z]{2,})\.?\s*\[")
-_LOCAL_DOT = lazy(r"^\.|\.\.|\.@")
 MAX_RECIPIENTS = 1000  # a notice listing more is an attack or a loop; keep the first ones
 
 
@@ -78,7 +74,7 @@ def _parse(raw: bytes) -> ParseResult:
 
 def _plausible(address: str | None) -> bool:
     """Check that a failed address looks like one ("david...@gmail.com" obfuscations do not)."""
-    return bool(address) and "@" in address and not _LOCAL_DOT.search(address) and (
+    return bool(address) and "@" in address and not odd_dots(address) and (
         len(address) <= 320
     )
 
@@ -89,13 +85,11 @@ def _classified(r: Recipient, detector: str, kind: str | None) -> Recipient:
     diag = r.diagnostic
     reply = r.reply_code
     if not reply and diag:
-        m = REPLY_CODE.search(diag[:60])
-        reply = m.group(1) if m else None
+        reply = find_reply(diag[:60])
     status, reason, hard = _classify.classify(r.status, diag, r.action, reply)
     remote = r.remote_mta
     if not remote and diag:
-        m = _REMOTE.search(diag)
-        remote = m.group(1) if m else None
+        remote = find_remote(diag)
     return r.replace(
         status=status, reason=reason, hard=hard, detector=detector, reply_code=reply,
         remote_mta=remote,
@@ -120,9 +114,8 @@ def _original(part: Part | None, sender: str | None, recipients: tuple) -> Origi
         return Original(sender=sender, recipient=rcpt)
     login = None
     for received in part.get_all("received"):
-        m = _SASL.search(received)
-        if m:
-            login = m.group(1)
+        login = find_sasl(received)
+        if login:
             break
     if sender is None:
         rp = part.get("return-path")

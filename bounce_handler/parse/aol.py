@@ -11,14 +11,12 @@ A bare screen name is an AOL address: ``screenname@aol.com``.
 
 from __future__ import annotations
 
-import re
-
 from bounce_handler.parse.base import ADDRESS, Sniff, rcpt
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, M, lazy
 from bounce_handler.parse.mime import Part
 from bounce_handler.parse.textbounce import TextBounce
 
-_NAME = lazy(r"^[ \t]+([A-Za-z0-9._-]+(?:@[\w.-]+)?)\s*$", re.M)
+_NAME = lazy(r"^[ \t]+([A-Za-z0-9._-]+(?:@[\w.-]+)?)\s*$", M)
 
 
 class AOL(TextBounce):
@@ -27,8 +25,8 @@ class AOL(TextBounce):
     name = "aol"
     needles = ("recipients could not be delivered because they are not accepting mail",)
     start = lazy(r"your mail to the following recipients could not be delivered"
-                       r"[^\n]*(?:\n[^\n]*?:[ \t]*)?\n", re.I)
-    stop = lazy(r"^[ \t]*$\n^[ \t]*$|^-", re.M)
+                       r"[^\n]*(?:\n[^\n]*?:[ \t]*)?\n", I)
+    stop = lazy(r"^[ \t]*$\n^[ \t]*$|^-", M)
 
     def recipients(self, msg: Part, s: Sniff, section: str, action: str) -> list:
         """Screen names get @aol.com; the sentence's reason is the diagnostic."""

@@ -13,10 +13,8 @@ does; that is a known flaw).
 
 from __future__ import annotations
 
-import re
-
 from bounce_handler.parse.base import FAILURE_SUBJECT, Hit, Sniff
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, lazy
 from bounce_handler.parse.mime import Part
 
 _SUBJECT = lazy(
@@ -26,11 +24,11 @@ _SUBJECT = lazy(
     r"resposta autom[áa]tica|automatisch antwoord|afwezig|"
     r"please confirm your (?:message|e-?mail)|confirm(?:ation)? required|"
     r"verify your (?:e-?mail|message)|i am (?:currently )?out of|on vacation)",
-    re.I,
+    I,
 )
 _HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder", "x-vacation",
             "x-mailer-autoreply", "x-cr-hashedpuzzle", "x-challenge")
-_CHALLENGE_TEXT = lazy(r"challenge|verify|confirm|boxbe|spam ?arrest|whitelist", re.I)
+_CHALLENGE_TEXT = lazy(r"challenge|verify|confirm|boxbe|spam ?arrest|whitelist", I)
 
 
 class AutoReply:

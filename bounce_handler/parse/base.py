@@ -7,20 +7,17 @@ the message can be its format, and returns a ``Hit`` from ``scan`` (or None: "no
 
 from __future__ import annotations
 
-import re
-
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, LazyPattern, M, lazy
 from bounce_handler.parse.mime import Part, decode_words
 from bounce_handler.parse.model import Recipient
+from bounce_handler.parse.scan import collapse_ws, find_angle
 
 # An address as bounces print it: local@domain, UTF-8 allowed on both sides (RFC 6531).
 # Bounded repeats (RFC 5321 §4.5.3.1: local part 64, labels 63; VERP tokens run longer):
 # unbounded ones made a long run of word characters quadratic to search.
 ADDRESS = lazy(r"[\w.+=/!#$%&'*?^`{|}~-]{1,200}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,16}")
-_ANGLE = lazy(r"<([^<>\s]{1,200}@[^<>\s]{1,255})>")
-STATUS = lazy(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
-REPLY_CODE = lazy(r"(?<![\d.#-])([245][0-9][0-9])(?:[ -]|$)")
-_WS = lazy(r"\s+")
+# <local@domain>, RFC 3463 status codes, reply codes and blank runs are read by
+# parse.scan's hand-written scanners: a standard DSN then never imports re.
 
 # Where the human-readable part of a bounce stops and the returned message starts.
 # The leading run of decoration is possessive (Python 3.11 "*+"): with a plain "*" a long
@@ -41,7 +38,7 @@ ORIGINAL_MARKER = lazy(
     r"a copy of the original message|copy of (?:the|your) message|"
     r"headers of the original message|the headers of your message"
     r")",
-    re.I | re.M,
+    I | M,
 )
 
 
@@ -55,7 +52,7 @@ FAILURE_SUBJECT = lazy(
     r"non recapitabile|non remis|no entregado|no se pudo entregar|"
     r"niet afgeleverd|mail returned|delivery failed|bounce|delayed \d+ hours|"
     r"message .* delayed|error sending message|unable to deliver|undeliverable",
-    re.I,
+    I,
 )
 
 
@@ -197,7 +194,7 @@ def notice_text(msg: Part) -> str:
     return "\n".join(out)
 
 
-_TAG = lazy(r"<(?:br|p|div|tr|li)\b[^>]*>|<[^>]*>", re.I)
+_TAG = lazy(r"<(?:br|p|div|tr|li)\b[^>]*>|<[^>]*>", I)
 _ENTITY = {"&lt;": "<", "&gt;": ">", "&amp;": "&", "&nbsp;": " ", "&quot;": '"', "&#39;": "'"}
 
 
@@ -206,6 +203,8 @@ _BREAKS = ("br", "p ", "p>", "di", "tr", "li")
 
 def html_to_text(html: str) -> str:
     """Rough text of an HTML notice (Office 365, Gmail send HTML-only parts sometimes)."""
+    import re  # lazily: HTML-only notices are rare, and re costs ~4.5 ms to import
+
     html = re.sub(r"(?is)<(script|style)\b.*?</\1>", "", html)
     text = _TAG.sub(lambda m: "\n" if m.group(0)[1:3].lower() in _BREAKS else "", html)
     for k, v in _ENTITY.items():
@@ -217,7 +216,7 @@ def one_line(text: str | None, limit: int = 500) -> str | None:
     """Collapse whitespace; bound the length (diagnostics end up in a database row)."""
     if not text:
         return None
-    text = _WS.sub(" ", text).strip()
+    text = collapse_ws(text)
     return text[:limit] or None
 
 
@@ -228,9 +227,9 @@ def clean_address(addr: str | None) -> str | None:
     a = addr.strip()
     if ";" in a[:12]:
         a = a.split(";", 1)[1].strip()
-    m = _ANGLE.search(a)
-    if m:
-        a = m.group(1)
+    angle = find_angle(a)
+    if angle:
+        a = angle
     a = a.strip().strip("<>\"'()[],:;").rstrip(".")
     if a.lower().startswith("mailto:"):
         a = a[7:]
@@ -239,9 +238,9 @@ def clean_address(addr: str | None) -> str | None:
 
 def find_address(text: str) -> str | None:
     """Return the first address in a piece of text (angle brackets preferred)."""
-    m = _ANGLE.search(text)
-    if m and "@" in m.group(1):
-        return clean_address(m.group(1))
+    angle = find_angle(text)
+    if angle:  # always holds an "@"
+        return clean_address(angle)
     m = ADDRESS.search(text)
     return clean_address(m.group(0)) if m else None
 
@@ -271,7 +270,9 @@ def rcpt(
     )
 
 
-def blocks_after(text: str, start: re.Pattern, stop: re.Pattern | None = None) -> str | None:
+def blocks_after(
+    text: str, start: LazyPattern, stop: LazyPattern | None = None
+) -> str | None:
     """Return the text between a start marker and a stop marker (or the returned message)."""
     m = start.search(text)
     if not m:
@@ -286,7 +287,7 @@ def blocks_after(text: str, start: re.Pattern, stop: re.Pattern | None = None) -
 _INLINE = lazy(
     r"(?:(?:addressed to|message to|mailbox|recipient|address|user|userid|for|to|an|"
     r"destinataire|empf[äa]nger|adresse)\s*:?|addressed,|:|smtp:)\s*['\"<\[(]?$",
-    re.I,
+    I,
 )
 
 

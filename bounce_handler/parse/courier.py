@@ -22,9 +22,7 @@ Matches::
 
 from __future__ import annotations
 
-import re
-
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, M, lazy
 from bounce_handler.parse.textbounce import TextBounce
 
 
@@ -34,9 +32,9 @@ class Courier(TextBounce):
     name = "courier"
     needles = ("running the courier mail server", "courier mail server")
     start = lazy(r"following recipients (?:cannot be delivered|was delayed|"
-                       r"has been delayed)[^\n]*\n", re.I)
-    stop = lazy(r"^-{20,}", re.M)
-    delayed = lazy(r"delayed mail|has been delayed|delays? in delivering", re.I)
+                       r"has been delayed)[^\n]*\n", I)
+    stop = lazy(r"^-{20,}", M)
+    delayed = lazy(r"delayed mail|has been delayed|delays? in delivering", I)
     require_start = False
 
 

@@ -17,14 +17,12 @@ Matches::
 
 from __future__ import annotations
 
-import re
-
 from bounce_handler.parse.base import Sniff, address_paragraphs, rcpt
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, M, S, lazy
 from bounce_handler.parse.mime import Part
 from bounce_handler.parse.textbounce import TextBounce
 
-_BECAUSE = lazy(r"^[ \t]*because:\s*\n(.+?)(?:\n\s*\n|$)", re.I | re.M | re.S)
+_BECAUSE = lazy(r"^[ \t]*because:\s*\n(.+?)(?:\n\s*\n|$)", I | M | S)
 
 
 class Domino(TextBounce):
@@ -32,8 +30,8 @@ class Domino(TextBounce):
 
     name = "domino"
     needles = ("was not delivered to:", "domino directory", "lotus domino")
-    start = lazy(r"was not delivered to:\s*\n", re.I)
-    stop = lazy(r"^[ \t]*because:", re.I | re.M)
+    start = lazy(r"was not delivered to:\s*\n", I)
+    stop = lazy(r"^[ \t]*because:", I | M)
 
     def recipients(self, msg: Part, s: Sniff, section: str, action: str) -> list:
         """Addresses with the "because:" paragraph as diagnostic."""

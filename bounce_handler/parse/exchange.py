@@ -21,16 +21,14 @@ Also the IMS wording "Delivery to the following recipients failed." (Windows SMT
 
 from __future__ import annotations
 
-import re
-
 from bounce_handler.parse.base import Sniff, address_paragraphs, rcpt
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, M, lazy
 from bounce_handler.parse.mime import Part
 from bounce_handler.parse.textbounce import TextBounce
 
-_X400 = lazy(r"^[ \t]*c=[^\n]*?dda:SMTP=", re.M | re.I)
+_X400 = lazy(r"^[ \t]*c=[^\n]*?dda:SMTP=", M | I)
 _STOP = lazy(r"^[ \t]*(?:original message headers|-++ ?original message|"
-                   r"received: from|-++ ?transcript of session)", re.I | re.M)
+                   r"received: from|-++ ?transcript of session)", I | M)
 
 
 class Exchange(TextBounce):
@@ -40,9 +38,9 @@ class Exchange(TextBounce):
     needles = ("did not reach the following recipient", "delivery has failed to these recipients",
                "diagnostic information for administrators", "msexch")
     start = lazy(r"(?:did not reach the following recipient\(?s?\)?|delivery has failed "
-                       r"to these recipients or (?:groups|distribution lists))[^\n]*\n", re.I)
+                       r"to these recipients or (?:groups|distribution lists))[^\n]*\n", I)
     stop = _STOP
-    delayed = lazy(r"has been delayed|delivery is delayed|still trying", re.I)
+    delayed = lazy(r"has been delayed|delivery is delayed|still trying", I)
 
     def recipients(self, msg: Part, s: Sniff, section: str, action: str) -> list:
         """Address paragraphs; Exchange 2007's admin section adds the "#550 5.1.1" line."""

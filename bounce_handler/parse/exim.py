@@ -20,16 +20,14 @@ not yet been delivered is:".  Exim also sets ``X-Failed-Recipients``.
 
 from __future__ import annotations
 
-import re
-
 from bounce_handler.parse.base import Sniff, rcpt
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, M, lazy
 from bounce_handler.parse.mime import Part
 from bounce_handler.parse.textbounce import TextBounce
 
 # Exim: "  an undisclosed address\n    (generated from user@example.com)" — the alias
 # the sender used is the only address the notice gives.
-_GENERATED = lazy(r"\(generated from\s+<?([^\s<>()]{1,200}@[^\s<>()]{1,255}?)>?\s*\)", re.I)
+_GENERATED = lazy(r"\(generated from\s+<?([^\s<>()]{1,200}@[^\s<>()]{1,255}?)>?\s*\)", I)
 
 
 class Exim(TextBounce):
@@ -41,12 +39,12 @@ class Exim(TextBounce):
     start = lazy(
         r"(?:address(?:\(es\)|es)?\s+failed|has not yet been delivered\s+(?:is|are)|"
         r"not yet been delivered to the following\s+address(?:\(es\)|es)?|"
-        r"failed to the following\s+address(?:es)?)\s*:?[^\n]*\n", re.I)
+        r"failed to the following\s+address(?:es)?)\s*:?[^\n]*\n", I)
     stop = lazy(r"^-{2,}+ ?this is a copy|^-{2,}+ ?the (?:body|header)|"
-                      r"^no action is required|^the message identifier is", re.I | re.M)
-    silent = lazy(r"^this message was created automatically by mail delivery software", re.I | re.M)
+                      r"^no action is required|^the message identifier is", I | M)
+    silent = lazy(r"^this message was created automatically by mail delivery software", I | M)
     delayed = lazy(r"has not yet been delivered|delivery attempts will continue|"
-                         r"^warning: message", re.I | re.M)
+                         r"^warning: message", I | M)
 
     def recipients(self, msg: Part, s: Sniff, section: str, action: str) -> list:
         """Address paragraphs; "an undisclosed address (generated from a@b)" gives a@b."""

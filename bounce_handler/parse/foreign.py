@@ -20,9 +20,7 @@ followed by the failed addresses.
 
 from __future__ import annotations
 
-import re
-
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, lazy
 from bounce_handler.parse.textbounce import TextBounce
 
 
@@ -42,11 +40,11 @@ class Foreign(TextBounce):
         r"recapitato|n[ãa]o p[ôo]de ser entregue|niet worden afgeleverd|"
         r"не может быть доставлено|не доставлено|送信に失敗|配信できません|届きませんでした|"
         r"无法发送|未能送达|無法傳送|退信|nie (?:został|mogła zostać) dostarczon)[^\n]*\n",
-        re.I,
+        I,
     )
     inline = True
     delayed = lazy(r"verzögert|retard[ée]|retrasad|ritardat|atrasad|vertraagd|"
-                         r"задерж", re.I)
+                         r"задерж", I)
 
 
 DETECTOR = Foreign()

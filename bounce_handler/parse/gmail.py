@@ -20,18 +20,16 @@ to user@example.net because the address couldn't be found") comes with a DSN par
 
 from __future__ import annotations
 
-import re
-
 from bounce_handler.parse.base import Sniff, address_paragraphs, rcpt
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, M, S, lazy
 from bounce_handler.parse.mime import Part
 from bounce_handler.parse.textbounce import TextBounce
 
 _ERROR = lazy(r"(?:the error that the other server returned was|technical details of "
-                    r"(?:permanent|temporary) failure):?\s*(.+?)(?:\n\s*\n|$)", re.I | re.S)
+                    r"(?:permanent|temporary) failure):?\s*(.+?)(?:\n\s*\n|$)", I | S)
 _REMOTE_ERROR = lazy(r"the error that the other server returned was:?\s*(.+?)(?:\n\s*\n|$)",
-                     re.I | re.S)
-_WASNT = lazy(r"your message wasn'?t delivered to\s+<?([^\s<>]{1,200}@[^\s<>]{1,255}?)>?\s", re.I)
+                     I | S)
+_WASNT = lazy(r"your message wasn'?t delivered to\s+<?([^\s<>]{1,200}@[^\s<>]{1,255}?)>?\s", I)
 
 
 class Gmail(TextBounce):
@@ -41,10 +39,10 @@ class Gmail(TextBounce):
     needles = ("delivery to the following recipient", "google tried to deliver your message",
                "your message wasn't delivered to")
     start = lazy(r"delivery to the following recipients? (?:failed permanently|"
-                       r"has been delayed|failed temporarily|failed)\s*:?[^\n]*\n", re.I)
+                       r"has been delayed|failed temporarily|failed)\s*:?[^\n]*\n", I)
     stop = lazy(r"^[ \t]*(?:technical details|-++ ?original message|the error that)",
-                      re.I | re.M)
-    delayed = lazy(r"has been delayed|will be retried|failed temporarily", re.I)
+                      I | M)
+    delayed = lazy(r"has been delayed|will be retried|failed temporarily", I)
     require_start = False
 
     def section(self, text: str) -> str | None:

@@ -12,9 +12,7 @@ Matches::
 
 from __future__ import annotations
 
-import re
-
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, M, lazy
 from bounce_handler.parse.textbounce import TextBounce
 
 
@@ -25,8 +23,8 @@ class GroupWise(TextBounce):
     needles = ("undeliverable to the following", "message status - undeliverable",
                "groupwise")
     where = ("text", "subject", "mailer")
-    start = lazy(r"(?:was )?undeliverable to the following:?[^\n]*\n", re.I)
-    stop = lazy(r"^[ \t]*(?:possible alternatives|-{3,}|original message)", re.I | re.M)
+    start = lazy(r"(?:was )?undeliverable to the following:?[^\n]*\n", I)
+    stop = lazy(r"^[ \t]*(?:possible alternatives|-{3,}|original message)", I | M)
 
 
 DETECTOR = GroupWise()

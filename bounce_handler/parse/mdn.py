@@ -15,13 +15,11 @@ Dovecot's LDA and Sieve ``reject`` answer with an MDN instead of a DSN::
 
 from __future__ import annotations
 
-import re
-
 from bounce_handler.parse.base import Hit, Sniff, before_original, clean_address, rcpt
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, S, lazy
 from bounce_handler.parse.mime import Part, parse_headers
 
-_REJECTED = lazy(r"was automatically rejected:?\s*(.+)", re.I | re.S)
+_REJECTED = lazy(r"was automatically rejected:?\s*(.+)", I | S)
 
 
 class MDN:

@@ -12,17 +12,13 @@ hostile message cannot make the pipe spin.
 from __future__ import annotations
 
 import binascii
-import re
 
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.scan import encoded_words, join_encoded_words, unfold
+from bounce_handler.parse.scan import params as _params
 
 MAX_DEPTH = 8  # nesting of multiparts / attached messages we follow
 MAX_PARTS = 200  # parts per message, all levels together
 
-_UNFOLD = lazy(r"\n[ \t]+")
-_PARAM = lazy(r';\s*([A-Za-z0-9*_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)')
-_ENCODED_WORD = lazy(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
-_BETWEEN_WORDS = lazy(r"(\?=)[ \t]+(=\?)")
 _MESSAGE_TYPES = ("message/rfc822", "message/global", "message/rfc822-headers")
 _HEADER_TYPES = ("text/rfc822-headers", "message/global-headers")
 
@@ -68,12 +64,18 @@ def decode_words(value: str) -> str:
     """RFC 2047 encoded words (=?charset?B|Q?...?=) in a header value."""
     if "=?" not in value:
         return value
-    value = _BETWEEN_WORDS.sub(r"\1\2", value)  # RFC 2047 §6.2: blanks between words vanish
-    return _ENCODED_WORD.sub(_decode_word, value)
+    value = join_encoded_words(value)  # RFC 2047 §6.2: blanks between words vanish
+    out = []
+    pos = 0
+    for start, end, charset, enc, text in encoded_words(value):
+        out.append(value[pos:start])
+        out.append(_decode_word(value[start:end], charset, enc, text))
+        pos = end
+    out.append(value[pos:])
+    return "".join(out)
 
 
-def _decode_word(m: re.Match) -> str:
-    charset, enc, text = m.groups()
+def _decode_word(whole: str, charset: str, enc: str, text: str) -> str:
     charset = charset.split("*", 1)[0]  # RFC 2231 language suffix
     raw = text.encode("ascii", "replace")
     try:
@@ -82,9 +84,9 @@ def _decode_word(m: re.Match) -> str:
         else:
             data = binascii.a2b_qp(raw, header=True)
     except (binascii.Error, ValueError):
-        return m.group(0)
+        return whole
     if not data and text:
-        return m.group(0)  # nothing decodable in it: show it as it came
+        return whole  # nothing decodable in it: show it as it came
     return to_str(data, charset)
 
 
@@ -92,7 +94,7 @@ def parse_headers(block: bytes) -> list:
     """Header fields of a block as [(lower-cased name, unfolded value)], in order."""
     text = to_str(block)
     if "\n " in text or "\n\t" in text:
-        text = _UNFOLD.sub(" ", text)
+        text = unfold(text)
     out = []
     for line in text.split("\n"):
         i = line.find(":")
@@ -124,7 +126,7 @@ def _content_type(value: str | None) -> tuple:
     main, _, rest = value.partition(";")
     params = {}
     if rest:
-        for k, v in _PARAM.findall(";" + rest):
+        for k, v in _params(";" + rest):
             if v.startswith('"'):
                 v = v[1:-1].replace('\\"', '"')
             params[k.lower()] = v

@@ -11,17 +11,15 @@ Matches the HTML/text of Exchange Online's NDR::
 
 from __future__ import annotations
 
-import re
-
 from bounce_handler.parse.base import Hit, Sniff, clean_address, rcpt
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, M, lazy
 from bounce_handler.parse.mime import Part
 from bounce_handler.parse.textbounce import returned_original
 
-_TO = lazy(r"your message to\s+<?([^\s<>]{1,200}@[^\s<>]{1,255}?)>?\s+couldn'?t be delivered", re.I)
-_REMOTE = lazy(r"remote server returned '(.+?)'\s*$", re.I | re.M)
+_TO = lazy(r"your message to\s+<?([^\s<>]{1,200}@[^\s<>]{1,255}?)>?\s+couldn'?t be delivered", I)
+_REMOTE = lazy(r"remote server returned '(.+?)'\s*$", I | M)
 _LINE = lazy(r"^[ \t]*([^\n]*(?:wasn'?t found|doesn'?t exist|couldn'?t|blocked|"
-                   r"isn'?t|is full|rejected)[^\n]*)$", re.I | re.M)
+                   r"isn'?t|is full|rejected)[^\n]*)$", I | M)
 
 
 class Office365:

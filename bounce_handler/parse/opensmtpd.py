@@ -19,9 +19,7 @@ of recipients:".
 
 from __future__ import annotations
 
-import re
-
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, M, lazy
 from bounce_handler.parse.textbounce import TextBounce
 
 
@@ -31,9 +29,9 @@ class OpenSMTPD(TextBounce):
     name = "opensmtpd"
     needles = ("this is the mailer-daemon, please do not reply",
                "following list of recipients")
-    start = lazy(r"following\s+list of recipients:?[^\n]*\n", re.I)
-    stop = lazy(r"^[ \t]*below is a copy of the original message", re.I | re.M)
-    delayed = lazy(r"is delayed for more than|notification: delay", re.I)
+    start = lazy(r"following\s+list of recipients:?[^\n]*\n", I)
+    stop = lazy(r"^[ \t]*below is a copy of the original message", I | M)
+    delayed = lazy(r"is delayed for more than|notification: delay", I)
 
 
 DETECTOR = OpenSMTPD()

@@ -15,9 +15,7 @@ bounces are DSNs ("Delivery has failed to these recipients or groups") read by r
 
 from __future__ import annotations
 
-import re
-
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, M, lazy
 from bounce_handler.parse.textbounce import TextBounce
 
 
@@ -30,9 +28,9 @@ class Outlook(TextBounce):
                "unable to deliver message to the following recipients")
     start = lazy(r"(?:delivery to the following recipients? (?:failed|has been "
                        r"delayed)|unable to deliver message to the following recipients?)"
-                       r"[^\n]*\n", re.I)
-    stop = lazy(r"^[ \t]*(?:-{2,}|original message|reporting-mta)", re.I | re.M)
-    delayed = lazy(r"has been delayed", re.I)
+                       r"[^\n]*\n", I)
+    stop = lazy(r"^[ \t]*(?:-{2,}|original message|reporting-mta)", I | M)
+    delayed = lazy(r"has been delayed", I)
 
 
 DETECTOR = Outlook()

@@ -17,14 +17,12 @@ are reported, with the domain taken from the notice's sender.
 
 from __future__ import annotations
 
-import re
-
 from bounce_handler.parse.base import Sniff, find_address, rcpt
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, M, lazy
 from bounce_handler.parse.mime import Part
 from bounce_handler.parse.textbounce import TextBounce
 
-_NAME = lazy(r"^[ \t]*([A-Za-z0-9._-]+(?:@[\w.-]+)?)\s{2,}(.+)$", re.M)
+_NAME = lazy(r"^[ \t]*([A-Za-z0-9._-]+(?:@[\w.-]+)?)\s{2,}(.+)$", M)
 
 
 class PhQuery(TextBounce):
@@ -33,8 +31,8 @@ class PhQuery(TextBounce):
     name = "phquery"
     needles = ("nameserver error report", "phquery")
     where = ("text", "subject")
-    start = lazy(r"(?<!-)-++ ?message not delivered to the following:?[^\n]*\n", re.I)
-    stop = lazy(r"^[ \t]*-{4,}", re.M)
+    start = lazy(r"(?<!-)-++ ?message not delivered to the following:?[^\n]*\n", I)
+    stop = lazy(r"^[ \t]*-{4,}", M)
 
     def recipients(self, msg: Part, s: Sniff, section: str, action: str) -> list:
         """NAME@domain and NAME@cs.domain for the notice's own domain."""

@@ -21,9 +21,7 @@ system" followed by the same "<address>: reason" paragraphs).
 
 from __future__ import annotations
 
-import re
-
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, M, lazy
 from bounce_handler.parse.textbounce import TextBounce
 
 
@@ -34,10 +32,10 @@ class Postfix(TextBounce):
     needles = ("this is the postfix program", "this is the mail system at host",
                "delivery error report follows", "the mail system\n")
     start = lazy(r"(?:--- delivery (?:error )?report follows ---|^[ \t]*the mail system\s*$|"
-                       r"^[ \t]*the postfix program\s*$)[^\n]*\n", re.I | re.M)
+                       r"^[ \t]*the postfix program\s*$)[^\n]*\n", I | M)
     stop = lazy(r"^[ \t]*--- (?:undelivered message|enclosed are|delivery report)|"
-                      r"^--[^\n]{6,}$", re.I | re.M)
-    delayed = lazy(r"delayed mail|this is a warning only|still being retried", re.I)
+                      r"^--[^\n]{6,}$", I | M)
+    delayed = lazy(r"delayed mail|this is a warning only|still being retried", I)
 
 
 DETECTOR = Postfix()

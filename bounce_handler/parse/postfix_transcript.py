@@ -18,13 +18,11 @@ Each refused RCPT TO is a failed recipient; MAIL FROM is the envelope sender.
 
 from __future__ import annotations
 
-import re
-
 from bounce_handler.parse.base import Hit, Sniff, clean_address, rcpt
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import M, lazy
 from bounce_handler.parse.mime import Part
 
-_LINE = lazy(r"^[ \t]*(In|Out):\s*(.*)$", re.M)
+_LINE = lazy(r"^[ \t]*(In|Out):\s*(.*)$", M)
 
 
 class PostfixTranscript:

@@ -16,9 +16,7 @@ Matches the notice qmail-send writes::
 
 from __future__ import annotations
 
-import re
-
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, M, lazy
 from bounce_handler.parse.textbounce import TextBounce
 
 
@@ -32,9 +30,9 @@ class Qmail(TextBounce):
     needles = ("qmail-send program", "this is the qmail", "qmail-local", "qmail program",
                "below this line is a copy of the message")
     start = lazy(r"(?:following address(?:es)?|to the following|sorry it didn'?t work "
-                       r"out|wasn't able to deliver)[^\n]*\n", re.I)
-    stop = lazy(r"^-++ ?below this line|^--- (?:enclosed|original)", re.I | re.M)
-    delayed = lazy(r"will (?:keep|continue) trying|temporary failure", re.I)
+                       r"out|wasn't able to deliver)[^\n]*\n", I)
+    stop = lazy(r"^-++ ?below this line|^--- (?:enclosed|original)", I | M)
+    delayed = lazy(r"will (?:keep|continue) trying|temporary failure", I)
     require_start = False
 
 

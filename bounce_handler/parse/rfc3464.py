@@ -34,6 +34,7 @@ from bounce_handler.parse.base import (
 )
 from bounce_handler.parse.lazyre import lazy
 from bounce_handler.parse.mime import Part, parse_headers
+from bounce_handler.parse.scan import split_blank
 
 _DS_TYPES = ("message/delivery-status", "message/global-delivery-status")
 _ORIGINAL_TYPES = (
@@ -42,7 +43,6 @@ _ORIGINAL_TYPES = (
 )
 _UTF8_XTEXT = lazy(r"\\x\{([0-9A-Fa-f]{1,6})\}")
 _XTEXT = lazy(r"\+([0-9A-F]{2})")
-_BLANK = lazy(r"\n[ \t]*\n")
 _RECIPIENT_FIELDS = ("final-recipient", "original-recipient")
 
 
@@ -83,7 +83,7 @@ def groups(text: str) -> tuple:
     """
     per_message = {}
     rcpts = []
-    for block in _BLANK.split(text.strip("\n")):
+    for block in split_blank(text.strip("\n")):
         fields = parse_headers(block.encode("utf-8", "surrogateescape"))
         if not fields:
             continue

@@ -20,17 +20,16 @@ and the delay warning's "----- The following addresses had transient non-fatal e
 
 from __future__ import annotations
 
-import re
-
 from bounce_handler.parse.base import ADDRESS, Sniff, address_paragraphs, rcpt
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, M, lazy
 from bounce_handler.parse.mime import Part
 from bounce_handler.parse.textbounce import TextBounce
 
-_TRANSCRIPT = lazy(r"(?<!-)-++ ?transcript of session follows ?-*", re.I)
-_TALK = lazy(r"^(?:<<<|\d{3}[ -])\s*(.*)$", re.M)
-_EXPANDED = lazy(r"\(expanded from:?\s*<?([^\s<>()]{1,200}@[^\s<>()]{1,255}?)>?\s*\)", re.I)
-_RCPT = lazy(r"^>>> RCPT TO:\s*<?([^>\s]+)>?", re.I | re.M)
+_TRANSCRIPT = lazy(r"(?<!-)-++ ?transcript of session follows ?-*", I)
+_TALK = lazy(r"^(?:<<<|\d{3}[ -])\s*(.*)$", M)
+_EXPANDED = lazy(r"\(expanded from:?\s*<?([^\s<>()]{1,200}@[^\s<>()]{1,255}?)>?\s*\)", I)
+_RCPT = lazy(r"^>>> RCPT TO:\s*<?([^>\s]+)>?", I | M)
+_DASHES = lazy(r"^[ \t]*-{3,}", M)
 
 
 class Sendmail(TextBounce):
@@ -40,11 +39,11 @@ class Sendmail(TextBounce):
     needles = ("following addresses had", "transcript of session follows",
                "following addresses had permanent", "original message was received at")
     start = lazy(r"(?<!-)-*+ ?the following addresses had (?:permanent fatal|transient "
-                       r"non-fatal|permanent|transient)? ?errors ?-*[^\n]*\n", re.I)
+                       r"non-fatal|permanent|transient)? ?errors ?-*[^\n]*\n", I)
     stop = lazy(r"^[ \t]*-++ ?(?:transcript of session|original message|"
-                      r"message header|returned message|the following addresses had)", re.I | re.M)
+                      r"message header|returned message|the following addresses had)", I | M)
     delayed = lazy(r"transient non-fatal|warning: could not send|will keep trying|"
-                         r"^warning:", re.I | re.M)
+                         r"^warning:", I | M)
 
     def match(self, s: Sniff) -> bool:
         """Sendmail's block headings."""
@@ -60,7 +59,7 @@ class Sendmail(TextBounce):
         m = _TRANSCRIPT.search(s.text)
         if m:
             rest = s.text[m.end():]
-            e = re.search(r"^[ \t]*-{3,}", rest, re.M)
+            e = _DASHES.search(rest)
             transcript = rest[: e.start()] if e else rest[:4000]
         if not pairs and transcript:
             for a in _RCPT.findall(transcript):

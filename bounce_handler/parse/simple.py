@@ -17,8 +17,6 @@ the notice's own addresses and the postmaster/mailer-daemon contacts it mentions
 
 from __future__ import annotations
 
-import re
-
 from bounce_handler.parse.base import (
     Sniff,
     address_paragraphs,
@@ -26,12 +24,12 @@ from bounce_handler.parse.base import (
     notice_like,
     rcpt,
 )
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, M, lazy
 from bounce_handler.parse.mime import Part
 from bounce_handler.parse.textbounce import TextBounce
 
 _CONTACT = lazy(r"^(?:postmaster|mailer-daemon|abuse|hostmaster|webmaster|help|"
-                      r"support|noreply|no-reply)@", re.I)
+                      r"support|noreply|no-reply)@", I)
 
 
 class Simple(TextBounce):
@@ -47,7 +45,7 @@ class Simple(TextBounce):
         r"did not receive|returned|bad address|user unknown|recipient:|addressed to|"
         r"message to|failed address(?:es)?)"
         r"[^\n]*?(?=[<\w.+-]{1,200}@|\n)",
-        re.I,
+        I,
     )
     inline = True
     from_line_start = True  # "Delivery failed 20 attempts: a@b" is one line
@@ -55,7 +53,7 @@ class Simple(TextBounce):
     # subject is a delay only when it says so.
     delayed = lazy(r"^warning:.*delay|^delayed|delivery delayed|delivery warning|will (?:keep|"
                    r"continue) (?:trying|to try)|continue to try|still trying|not yet been "
-                   r"delivered|warning only|will retry|postponed", re.I | re.M)
+                   r"delivered|warning only|will retry|postponed", I | M)
     require_start = False
 
     def match(self, s: Sniff) -> bool:

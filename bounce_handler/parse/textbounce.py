@@ -9,8 +9,6 @@ text, From and Subject), where the address list starts and stops, and which word
 
 from __future__ import annotations
 
-import re
-
 from bounce_handler.parse.base import (
     ORIGINAL_MARKER,
     Hit,
@@ -20,6 +18,7 @@ from bounce_handler.parse.base import (
     find_address,
     rcpt,
 )
+from bounce_handler.parse.lazyre import LazyPattern
 from bounce_handler.parse.mime import Part, parse_headers, split_head
 
 _ORIGINAL_TYPES = ("message/rfc822", "text/rfc822-headers", "message/global",
@@ -58,9 +57,9 @@ class TextBounce:
     kind = None
     needles: tuple = ()
     where: tuple = ("text",)
-    start: re.Pattern | None = None
-    stop: re.Pattern | None = None
-    delayed: re.Pattern | None = None
+    start: LazyPattern | None = None
+    stop: LazyPattern | None = None
+    delayed: LazyPattern | None = None
     require_start = True
     inline = False  # also take addresses named mid-sentence ("mailbox a@b is unavailable")
     silent = None  # wording that identifies the format even when it names no address

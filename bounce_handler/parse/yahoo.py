@@ -15,10 +15,8 @@ address(es)." form ("--- Original message follows.").
 
 from __future__ import annotations
 
-import re
-
 from bounce_handler.parse.base import Sniff
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, M, lazy
 from bounce_handler.parse.textbounce import TextBounce
 
 
@@ -33,9 +31,9 @@ class Yahoo(TextBounce):
         """Its sentences, or a Yahoo mailer-daemon sender."""
         return "yahoo" in s.from_ or TextBounce.match(self, s)
     start = lazy(r"unable to deliver (?:your )?message to the following "
-                       r"address(?:\(es\)|es)?\.?[^\n]*\n", re.I)
-    stop = lazy(r"^[ \t]*-{2,}+ ?(?:below this line|original message)", re.I | re.M)
-    delayed = lazy(r"will (?:keep|continue) (?:trying|to try)|still trying", re.I)
+                       r"address(?:\(es\)|es)?\.?[^\n]*\n", I)
+    stop = lazy(r"^[ \t]*-{2,}+ ?(?:below this line|original message)", I | M)
+    delayed = lazy(r"will (?:keep|continue) (?:trying|to try)|still trying", I)
 
 
 DETECTOR = Yahoo()

@@ -14,15 +14,13 @@ and the delay "This is a temporary error. The following address(es) deferred:".
 
 from __future__ import annotations
 
-import re
-
 from bounce_handler.parse.base import Sniff, rcpt
-from bounce_handler.parse.lazyre import lazy
+from bounce_handler.parse.lazyre import I, M, lazy
 from bounce_handler.parse.mime import Part
 from bounce_handler.parse.textbounce import TextBounce
 
 _LINE = lazy(r"^[ \t]*<?([^\s,<>]{1,200}@[^\s,<>]{1,255}?)>?\s*,\s*ERROR CODE\s*:\s*(.+)$",
-             re.M | re.I)
+             M | I)
 
 
 class Zoho(TextBounce):
@@ -31,8 +29,8 @@ class Zoho(TextBounce):
     name = "zoho"
     needles = ("error code :", "zoho")
     where = ("text", "from_")
-    start = lazy(r"address(?:\(es\)|es)? (?:failed|deferred)\s*:?[^\n]*\n", re.I)
-    delayed = lazy(r"address(?:\(es\)|es)? deferred|temporary error", re.I)
+    start = lazy(r"address(?:\(es\)|es)? (?:failed|deferred)\s*:?[^\n]*\n", I)
+    delayed = lazy(r"address(?:\(es\)|es)? deferred|temporary error", I)
     require_start = False
 
     def match(self, s: Sniff) -> bool:

@@ -1,0 +1,171 @@
+"""The hand-written scanners of parse/scan.py agree with the regexes they replace."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bounce_handler.parse import lazyre, scan
+
+# Alphabets biased towards the characters each pattern cares about, plus a few Unicode
+# digits, blanks and case-folding letters where re's Unicode semantics could differ.
+_COMMON = "0123456789.#-@<>;=\"\\ \t\n\r\xa0\u2003\u0663\u0130\u0131\u017fabxyzAZ_()[]"
+common = st.text(alphabet=_COMMON, max_size=80)
+
+
+def _chars(extra: str) -> st.SearchStrategy:
+    return st.text(alphabet=_COMMON + extra, max_size=80)
+
+
+def _tokens(words: list[str]) -> st.SearchStrategy:
+    """Strings glued from meaningful fragments, so that matches actually happen."""
+    piece = st.one_of(st.sampled_from(words), st.sampled_from(words),
+                      st.text(alphabet=_COMMON, max_size=2))
+    return st.lists(piece, max_size=20).map("".join)
+
+
+FUZZ = settings(max_examples=400, deadline=None)
+
+
+@FUZZ
+@given(common | _tokens(["\n", " ", "\t", "a", "\n \t", "x:"]))
+def test_unfold(s):
+    assert scan.unfold(s) == re.sub(r"\n[ \t]+", " ", s)
+
+
+@FUZZ
+@given(common | _tokens(["\n", "\n\n", " ", "\t", "a", "\n \t\n", "\n\n\n"]))
+def test_split_blank(s):
+    assert scan.split_blank(s) == re.split(r"\n[ \t]*\n", s)
+
+
+_PARAM = r';\s*([A-Za-z0-9*_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)'
+
+
+@FUZZ
+@given(common | _tokens([";", " ", "=", '"', "\\", '\\"', "\\\n", "a", "b*", "\n", "x.y",
+                                "; a=b", ';x="y', '; q = "']))
+def test_params(s):
+    assert scan.params(s) == re.findall(_PARAM, s)
+
+
+@FUZZ
+@given(common | _tokens(["<", ">", "@", "a", "bb", " ", "\t", "x" * 199, "y" * 254, "@@",
+                                "<a@b>", "<a@", "@b>", "<x@y.z>"]))
+def test_find_angle(s):
+    m = re.search(r"<([^<>\s]{1,200}@[^<>\s]{1,255})>", s)
+    assert scan.find_angle(s) == (m.group(1) if m else None)
+
+
+@FUZZ
+@given(common | _tokens([" ", "\n", "\t\x0b", "\x1c", "\u2028", "a", "\xa0"]))
+def test_collapse_ws(s):
+    assert scan.collapse_ws(s) == re.sub(r"\s+", " ", s).strip()
+
+
+_STATUS = r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])"
+
+
+@FUZZ
+@given(common | _tokens(["5.", "4.", "2.", "1", "12", "123", "1234", ".", " ", "\u0663", "a",
+                                "5.1.1", "4.2.", "2.0.0 "]))
+def test_find_status(s):
+    m = re.search(_STATUS, s)
+    assert scan.find_status(s) == (m.group(0) if m else None)
+    if m:
+        assert scan.find_status(s) == ".".join(m.groups())
+
+
+@FUZZ
+@given(common | _tokens(["550", "421", "250", "5", "0", " ", "-", "\n", "#", ".", "\u0663",
+                                "550 ", "452-"]))
+def test_find_reply(s):
+    m = re.search(r"(?<![\d.#-])([245][0-9][0-9])(?:[ -]|$)", s)
+    assert scan.find_reply(s) == (m.group(1) if m else None)
+
+
+_SASL = r"\(Authenticated sender:\s*([^)\s]+)\s*\)"
+
+
+@FUZZ
+@given(_tokens(["(", ")", "Authenticated sender:", "authenticated SENDER:", "AUTHENT\u0130CATED ",
+                "\u017fender:", " ", "\t", "alice", "(Authenticated sender: ", "\n",
+                "(Authenticated sender: a@b)", "(AUTHENTICATED \u017fENDER:\tbob )"]))
+def test_find_sasl(s):
+    m = re.search(_SASL, s, re.I)
+    assert scan.find_sasl(s) == (m.group(1) if m else None)
+
+
+def test_sasl_case_folding_is_exhaustive():
+    """Every character re.I matches to a letter of the literal is one find_sasl folds."""
+    letters = "".join(sorted(set("authenticated sender:") - set(" :")))
+    everything = "".join(chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF)
+    matched = re.findall(f"[{letters}]", everything, re.I)
+    folded = [c for c in matched if c.translate(scan._FOLD).lower() not in letters]
+    assert matched and folded == []
+
+
+_REMOTE = r"\bhost\s+([A-Za-z0-9][A-Za-z0-9.-]*\.[A-Za-z]{2,})\.?\s*\["
+
+
+@FUZZ
+@given(_tokens(["host", " host ", "xhost ", "_host", ".host", "mx", ".example", ".net", ".", "-",
+                "[", " [", ". [", "1", "n", "\t", "\u0663", "\xe9", "host mx.example.net[",
+                "host a.bc. [", "host  x-1.y.", ".de", "ab"]))
+def test_find_remote(s):
+    m = re.search(_REMOTE, s)
+    assert scan.find_remote(s) == (m.group(1) if m else None)
+
+
+@FUZZ
+@given(_tokens([".", "..", "@", ".@", "a", "b"]))
+def test_odd_dots(s):
+    assert scan.odd_dots(s) == bool(re.search(r"^\.|\.\.|\.@", s))
+
+
+def test_lazyre_flags_are_re_flags():
+    assert (lazyre.I, lazyre.M, lazyre.S, lazyre.X) == (re.I, re.M, re.S, re.X)
+
+
+def test_scanners_are_linear_on_hostile_runs():
+    """Runs that would make a naive rescan quadratic finish quickly (bounded work)."""
+    n = 200_000
+    assert scan.find_angle("<" + "a" * n) is None
+    assert scan.find_angle("<a" * n) is None
+    assert scan.find_sasl("(Authenticated sender:" * 10_000 + "x" * n) is None
+    assert scan.find_remote("host " + "a." * n) is None
+    assert scan.find_status("5." * n) is None
+    assert scan.params(';a="' + "\\x" * n) == [("a", '"' + "\\x" * n)]
+    assert len(scan.split_blank("\n \n" * n)) == n + 1
+
+
+@FUZZ
+@given(_tokens(["spf", "spam", " ", "_", "a", "é", "1", "-", "spfspf", "\u0663"]))
+def test_word(s):
+    for w in ("spf", "spam"):
+        assert scan.Word(w).search(s) == bool(re.search(rf"\b{w}\b", s))
+
+
+@FUZZ
+@given(_tokens(["client host ", "client host", "rejected", " rejected", " ", "\t", "[1.2.3.4]",
+                "x", "\xa0", "client"]))
+def test_client_host_rejected(s):
+    assert scan.ClientHostRejected().search(s) == bool(re.search(r"client host \S+ ?rejected", s))
+
+
+@FUZZ
+@given(common | _tokens(["?=", "=?", " ", "\t", "?= =?", "=?=", "?", "=", "a"]))
+def test_join_encoded_words(s):
+    assert scan.join_encoded_words(s) == re.sub(r"(\?=)[ \t]+(=\?)", r"\1\2", s)
+
+
+@FUZZ
+@given(common | _tokens(["=?", "?=", "?", "utf-8", "B", "q", "?Q?", "?b?", "=?utf-8?B?YQ==?=",
+                         "=?x?q?a_b?=", " ", "\t", "=", "YQ"]))
+def test_encoded_words(s):
+    rx = r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?="
+    want = [(m.start(), m.end(), *m.groups()) for m in re.finditer(rx, s)]
+    assert scan.encoded_words(s) == want
