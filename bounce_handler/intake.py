@@ -152,7 +152,11 @@ def build(
     truncated: bool = False,
     relay: str = "",
 ) -> tuple[Batch, Outcome]:
-    """Understand a message and turn it into rows. Never raises for any input."""
+    """Understand a message and turn it into rows.
+
+    No input makes it raise; only configuration problems do (VerpKeyError: the key file
+    is unreadable), which the edges map to a deferral.
+    """
     stamp = utc_text(now)
     message = {
         "digest": message_digest(raw, envelope),
@@ -347,7 +351,11 @@ def process(
     writer=None,
     relay: str | None = None,
 ) -> Outcome:
-    """Parse, classify and record one message. Raises StoreUnavailable (→ tempfail) only."""
+    """Parse, classify and record one message.
+
+    Raises only what is not the message's fault, which every intake maps to a deferral
+    (pipe exit 75, LMTP 451): StoreUnavailable, VerpKeyError, ConfigError (bad [rules]).
+    """
     if relay is None:
         relay = settings.intake.relay or _hostname()
     batch, outcome = build(
