@@ -105,18 +105,6 @@ def empty_store(tmp_path) -> Store:
     return s
 
 
-def nobody_can_run(path: str) -> bool:
-    """Whether the user `nobody` (the pipe's user) can execute `path` (needs root)."""
-    try:
-        proc = subprocess.run(
-            ["runuser", "-u", "nobody", "--", path, "--version"],
-            capture_output=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return proc.returncode == 0
-
 
 # -- A real Postfix and PostgreSQL (tests/support/postfix.py, postgres.py) -------------------
 # Skipped when absent, failed under BOUNCE_HANDLER_REQUIRE_SERVICES=1 (tests/support/services).

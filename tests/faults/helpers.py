@@ -55,9 +55,13 @@ def spool_config(root: Path, url: str, extra: str = "") -> Path:
 
 
 def run_handler(config, extension: str | None, data: bytes, timeout: float = 60,
-                user: str | None = None, args: tuple = ()):
-    """Run the real bounce-handler; return (Result, wall seconds, max RSS MiB)."""
-    argv = [script("bounce-handler"), "--config", str(config), *args]
+                user: str | None = None, args: tuple = (), handler: str | None = None):
+    """Run the real bounce-handler; return (Result, wall seconds, max RSS MiB).
+
+    `handler` is the executable (default: the dev venv's); runs as another `user` need
+    one that user can execute (the pipe_bin fixture).
+    """
+    argv = [handler or script("bounce-handler"), "--config", str(config), *args]
     if extension is not None:
         argv += ["--", extension]
     if user:

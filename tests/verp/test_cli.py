@@ -143,8 +143,9 @@ def test_encode_per_sender(bv):
     assert (out["sender"], out["recipient"], out["verified"]) == ("news@corp.example", None, True)
 
 
-def test_key_file_unreadable_by_the_pipe_user(tmp_path):
-    # Root reads any file, so the check runs the real CLI as the pipe's user (nobody).
+def test_key_file_unreadable_by_the_pipe_user(tmp_path, pipe_bin):
+    # Root reads any file, so the check runs the real CLI as the pipe's user (nobody),
+    # from a bin directory nobody can execute (pipe_bin), wherever the checkout lives.
     import shutil
     import tempfile
 
@@ -162,7 +163,7 @@ def test_key_file_unreadable_by_the_pipe_user(tmp_path):
                 "-u",
                 "nobody",
                 "--",
-                script("bounces"),
+                os.path.join(pipe_bin, "bounces"),
                 "--config",
                 str(bv.config),
                 "verp",
