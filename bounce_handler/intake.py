@@ -278,13 +278,6 @@ def _understand(raw, envelope, settings, now, message, stamp, truncated, parse, 
     return events, outcome
 
 
-def _is_bounce_address(address: str, settings) -> bool:
-    """Our own VERP return path (bounces+...@): the envelope of the bounced copy, not a sender."""
-    local = address.rpartition("@")[0].lower()
-    prefix = settings.verp.prefix.lower()
-    return local == prefix or local.startswith(prefix + settings.verp.recipient_delimiter[:1])
-
-
 def attribute_sender(token, orig, settings) -> str | None:
     """The local sender a bounce counts against (what compromised-sender rules key on).
 
@@ -295,9 +288,12 @@ def attribute_sender(token, orig, settings) -> str | None:
     address in the copy's From: (weakest: the spammer writes it, but it is still the
     account's mail).
     """
+    from bounce_handler import verp
+
     if token.sender:
         return token.sender
-    if orig.sender and not _is_bounce_address(orig.sender, settings):
+    # Any domain: one relay may answer for several bounce domains.
+    if orig.sender and not verp.is_bounce_local_part(orig.sender.rpartition("@")[0], settings):
         return _norm_address(orig.sender)
     if orig.sasl_login:
         return orig.sasl_login

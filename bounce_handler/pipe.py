@@ -265,7 +265,7 @@ def _describe(e: BaseException) -> str:
     if isinstance(e, BounceHandlerError):
         return str(e)
     name = type(e).__name__
-    if name == "ConfigError" or name == "VerpKeyError":
+    if name == "ConfigError":  # settings.ConfigError (VerpKeyError is a BounceHandlerError)
         return str(e)
     if isinstance(e, MemoryError):
         return "out of memory"

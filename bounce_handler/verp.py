@@ -506,14 +506,19 @@ def split_address(address: str, settings) -> str | None:
     return local[len(head) :]
 
 
+def is_bounce_local_part(local: str, settings) -> bool:
+    """True for ``bounces`` and ``bounces+ANYTHING`` (case-insensitive), any domain."""
+    prefix = settings.verp.prefix.lower()
+    local = local.lower()
+    return local == prefix or local.startswith(prefix + _delimiter(settings))
+
+
 def is_bounce_address(address: str, settings) -> bool:
     """True for ``bounces@DOMAIN`` and ``bounces+ANYTHING@DOMAIN`` (case-insensitive)."""
     local, at, domain = address.rpartition("@")
     if not at or domain.lower() != bounce_domain(settings).lower():
         return False
-    prefix = settings.verp.prefix.lower()
-    local = local.lower()
-    return local == prefix or local.startswith(prefix + _delimiter(settings))
+    return is_bounce_local_part(local, settings)
 
 
 # -- encode / decode ----------------------------------------------------------------------

@@ -58,6 +58,8 @@ def test_standard_dsn_yields_exactly_the_expected_row(store):
     assert (token, verified, vreason, kind) == ("alice=example.net", 0, "unsigned", "bounce")
     assert omid == "<offer-20261124-0001@shop.example>"
     assert "User unknown in virtual mailbox table" in diag
+    # The copy's Return-Path is our own bounce address: the sender comes from its From:.
+    assert store.query("SELECT sender FROM bounce_events") == [("news@shop.example",)]
     msg = store.query(
         "SELECT disposition, kind, envelope_sender, envelope_recipient, original_recipient,"
         " relay, size, truncated, source FROM messages"
