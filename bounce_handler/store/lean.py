@@ -14,9 +14,57 @@ the same message racing each other still give one row.
 from __future__ import annotations
 
 import os
-import sqlite3
+import sys
 
 from bounce_handler.errors import StoreUnavailable
+
+
+def _import_sqlite3():
+    """The sqlite3 C module, without the ~4 ms a cold ``import sqlite3`` costs here.
+
+    The ``sqlite3`` package adds to its C module ``_sqlite3`` only what this writer never
+    uses (the datetime adapters: times are bound as text, and the DB-API aliases), and
+    pays for it with ``datetime`` and ``collections.abc``.  ``_sqlite3`` itself imports
+    ``functools`` for one name: its module init looks up ``functools.lru_cache`` to build
+    each connection's statement cache (CPython, Modules/_sqlite/module.c,
+    load_functools_lru_cache).  functools drags in collections, operator, keyword,
+    reprlib and types: ~3 ms of a ~10 ms interpreter start, paid per bounce.
+
+    So when functools is not loaded yet, _sqlite3 is lent a stand-in whose ``lru_cache``
+    returns the very C wrapper functools.lru_cache returns (``_functools._lru_cache_wrapper``,
+    the same LRU without update_wrapper's metadata), and the stand-in is withdrawn at once:
+    nothing else can see it.  Should a future CPython want more from functools, the
+    ordinary import runs instead.  bench/cold_invocation.py measures the difference;
+    tests/test_store_lean.py checks the statement cache still works.
+    """
+    if "_sqlite3" in sys.modules or "functools" in sys.modules:
+        import _sqlite3
+
+        return _sqlite3
+    import _functools
+
+    def lru_cache(maxsize=128, typed=False):
+        def decorate(function):
+            return _functools._lru_cache_wrapper(function, maxsize, typed, tuple)
+
+        return decorate
+
+    stand_in = type(sys)("functools")
+    stand_in.lru_cache = lru_cache
+    sys.modules["functools"] = stand_in
+    try:
+        import _sqlite3
+    except Exception:  # noqa: BLE001 - a CPython that needs more: the ordinary import
+        sys.modules.pop("_sqlite3", None)
+        sys.modules.pop("functools", None)
+        import _sqlite3
+    finally:
+        if sys.modules.get("functools") is stand_in:
+            del sys.modules["functools"]
+    return _sqlite3
+
+
+sqlite3 = _import_sqlite3()
 
 # The alembic revisions whose schema this writer knows. `bounces db upgrade` moves the
 # database to the newest; a database at any other revision (older, or written by a newer
@@ -98,7 +146,7 @@ class SqliteWriter:
         self.path = path
         self.busy_timeout = busy_timeout
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self):
         if not os.path.exists(self.path):
             raise StoreUnavailable(
                 f"database {self.path} does not exist: run `bounces db upgrade`"
@@ -186,7 +234,7 @@ def check_revision(row) -> None:
         )
 
 
-def _check_schema(conn: sqlite3.Connection) -> None:
+def _check_schema(conn) -> None:
     try:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
     except sqlite3.OperationalError:
