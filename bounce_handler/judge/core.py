@@ -12,14 +12,25 @@ only count events recorded up to this one (``id <= event id``) and, for a subjec
 last flag was cleared, only events after the clearing: clearing a compromised-sender flag
 after a password reset must not re-raise it on the next bounce of the old spam run.
 
-On the pipe's hot path: plain classes, no dataclasses, no typing.
+On the pipe's hot path: plain classes, no dataclasses, no typing, and no datetime: times
+are ints, epoch microseconds (judge/utc.py says why), durations too, days are proleptic
+ordinals.  Datetimes given by callers (tests, PostgreSQL rows) are converted on the way in.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
-
 from bounce_handler.judge.rules import COMPROMISED, DEAD, THROTTLED
+from bounce_handler.judge.utc import (
+    DAY,
+    HOUR,
+    MINUTE,
+    SECOND,
+    day_start,
+    day_text,
+    instant,
+    micros,
+    plain,
+)
 
 RAISE = "raise"
 UPDATE = "update"
@@ -29,7 +40,9 @@ class Subject:
     """What the loader knows about one (kind, subject) for one event.
 
     ``flag_id`` is the live (open or acked) flag, or None; ``since`` the time the last
-    flag for it was cleared (events at or before it no longer count), or None.
+    flag for it was cleared (events at or before it no longer count), or None;
+    ``updated_at`` the live flag's last update.  Times are epoch microseconds (a datetime
+    or text given here is converted).
     ``mode`` says which rules apply: dead-recipient 'hard' or 'soft', compromised-sender
     'bounce' or 'complaint', throttled-destination 'deferral'.  ``counts`` holds the
     numbers the loader fetched (see ``lean.load``).  ``domains`` is the destination's
@@ -45,10 +58,10 @@ class Subject:
         self.subject = subject
         self.mode = mode
         self.flag_id = flag_id
-        self.since = since
+        self.since = instant(since)
         self.counts = counts if counts is not None else {}
         self.domains = domains
-        self.updated_at = updated_at
+        self.updated_at = instant(updated_at)
 
     def __repr__(self) -> str:
         return (f"Subject({self.kind}, {self.subject!r}, {self.mode}, flag={self.flag_id}, "
@@ -60,7 +73,8 @@ class Decision:
 
     ``rule`` is the first matching rule (numbered in rules.RULES), ``matched`` all of
     them; ``evidence`` is a flat dict of JSON-able values; ``lo``/``t`` bound the window
-    whose events are linked as samples.
+    whose events are linked as samples; ``at`` is when it was decided.  Times are epoch
+    microseconds (utc.to_datetime gives a datetime; one given here is converted).
     """
 
     __slots__ = (
@@ -80,9 +94,9 @@ class Decision:
         self.evidence = evidence
         self.advice = advice
         self.event_id = event_id
-        self.at = at
-        self.lo = lo
-        self.t = t
+        self.at = instant(at)
+        self.lo = instant(lo)
+        self.t = instant(t)
 
     def __repr__(self) -> str:
         return f"Decision({self.action} {self.kind} {self.subject!r} {self.rule} {self.evidence})"
@@ -97,38 +111,11 @@ class State:
         self.subjects = subjects
 
 
-# --- time helpers (naive UTC datetimes, as the store keeps them) ---------------------------
+# --- time helpers ---------------------------------------------------------------------------
 
-def as_datetime(value) -> datetime:
-    """A naive UTC datetime from a datetime, epoch seconds or the store's text form."""
-    if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC).replace(tzinfo=None)
-        return value
-    if isinstance(value, (int, float)):
-        # Truncated to the microsecond like intake.utc_text, so the flag times of an
-        # incremental run and of a recompute (which reads received_at back) are equal.
-        whole = int(value // 1)
-        return datetime(1970, 1, 1) + timedelta(
-            seconds=whole, microseconds=int((value % 1) * 1_000_000)
-        )
-    if isinstance(value, str):
-        return datetime.fromisoformat(value.replace("T", " ").rstrip("Z"))
-    raise TypeError(f"not a time: {value!r}")
-
-
-def day_number(value) -> int:
-    """Proleptic ordinal of a UTC day from a date, datetime or 'YYYY-MM-DD...' text."""
-    if isinstance(value, datetime):
-        return value.toordinal()
-    if isinstance(value, date):
-        return value.toordinal()
-    return date.fromisoformat(str(value)[:10]).toordinal()
-
-
-def anchor(event: dict, now: datetime) -> datetime:
-    """Where the event's windows end: its own time, never later than now."""
-    t = as_datetime(event["occurred_at"])
+def anchor(event: dict, now: int) -> int:
+    """Where the event's windows end: its own time, never later than now (epoch us)."""
+    t = micros(event["occurred_at"])
     return t if t <= now else now
 
 
@@ -223,10 +210,10 @@ def destination(event: dict, rules):
 # recount the whole window (quadratic work, ~1 ms a bounce at the peak of the run); with
 # it the cost per bounce stays bounded by the thresholds, which stop a window from
 # growing unflagged.  Complaints (R7) and dead recipients are always recorded.
-REFRESH = timedelta(seconds=60)
+REFRESH = 60 * SECOND
 
 
-def settled(s: Subject, now: datetime) -> bool:
+def settled(s: Subject, now: int) -> bool:
     """True when a live windowed flag was updated less than REFRESH ago (skip this event)."""
     return (
         s.flag_id is not None
@@ -253,16 +240,20 @@ def baseline_cap(counts: dict, rules) -> int:
     return int(counts.get("bounces", 0) * baseline_windows(rules) / rules.sender.jump_factor) + 1
 
 
-def dead_lookback(rules) -> timedelta:
-    """How far back R2 looks for soft-failure days: enough for the longest qualifying run."""
+def dead_lookback(rules) -> int:
+    """How far back R2 looks for soft-failure days (microseconds): the longest qualifying run."""
     r = rules.dead
-    return timedelta(days=r.soft_span_days + r.soft_days * max(r.quiet_reset_days, 1) + 1)
+    return (r.soft_span_days + r.soft_days * max(r.quiet_reset_days, 1) + 1) * DAY
 
 
 # --- the evaluation ------------------------------------------------------------------------
 
-def evaluate(state: State, event: dict, rules, now: datetime) -> list:
-    """The decisions one recorded event causes, given the state of its subjects."""
+def evaluate(state: State, event: dict, rules, now) -> list:
+    """The decisions one recorded event causes, given the state of its subjects.
+
+    ``now`` in epoch microseconds, as process_event passes it (or a datetime, as tests do).
+    """
+    now = instant(now)
     t = anchor(event, now)
     out = []
     for s in state.subjects:
@@ -303,7 +294,7 @@ def _dead(s: Subject, event: dict, rules, now, t):
             "reason": event.get("reason"),
             "diagnostic": _text(event.get("diagnostic")),
             "remote_mta": event.get("remote_mta"),
-            "at": str(t),
+            "at": plain(t),  # str(datetime)'s form: no '.000000' on a whole second
         }
         return Decision(_action(s), s, "R1", ["R1"], evidence, event["id"], now, t, t)
     days = sorted(set(s.counts.get("days", ())))
@@ -318,21 +309,19 @@ def _dead(s: Subject, event: dict, rules, now, t):
     first, last = run[-1], run[0]
     if len(run) < r.soft_days or last - first < r.soft_span_days:
         return None
-    first_day = date.fromordinal(first)
     evidence = {
         "rule": "R2",
         "days": len(run),
-        "first_day": first_day.isoformat(),
-        "last_day": date.fromordinal(last).isoformat(),
+        "first_day": day_text(first),
+        "last_day": day_text(last),
         "span_days": last - first,
         "reason": event.get("reason"),
         "status": event.get("status"),
         "diagnostic": _text(event.get("diagnostic")),
     }
-    lo = datetime(first_day.year, first_day.month, first_day.day)
     # lo is exclusive in the sample query; step back a microsecond to include midnight.
     return Decision(_action(s), s, "R2", ["R2"], evidence, event["id"], now,
-                    lo - timedelta(microseconds=1), t)
+                    day_start(first) - 1, t)
 
 
 def _sender(s: Subject, event: dict, rules, now, t):
@@ -342,7 +331,7 @@ def _sender(s: Subject, event: dict, rules, now, t):
         n = c.get("complaints", 0)
         if n < r.complaints:
             return None
-        lo = t - timedelta(hours=r.complaint_window_hours)
+        lo = t - r.complaint_window_hours * HOUR
         evidence = {
             "rule": "R7",
             "complaints": n,
@@ -371,7 +360,7 @@ def _sender(s: Subject, event: dict, rules, now, t):
         matched.append("R6")
     if not matched:
         return None
-    lo = t - timedelta(minutes=r.window_minutes)
+    lo = t - r.window_minutes * MINUTE
     evidence = {
         "rule": matched[0],
         "rules": matched,
@@ -390,7 +379,7 @@ def _throttled(s: Subject, event: dict, rules, now, t):
     n = s.counts.get("deferrals", 0)
     if n < r.min_deferrals:
         return None
-    lo = t - timedelta(minutes=r.window_minutes)
+    lo = t - r.window_minutes * MINUTE
     evidence = {
         "rule": "R8",
         "deferrals": n,

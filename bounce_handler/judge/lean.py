@@ -13,13 +13,14 @@ so a flag commits together with the bounce that raised it.  For each event (in i
 
 ``bounces flags recompute`` replays history through the very same ``process_event``.
 
-Imports: stdlib ``re``/``datetime`` (already loaded by sqlite3) and the judge's own small
-modules only; no json (judge/evidence.py), no SQLAlchemy, no dataclasses.
+Imports: the judge's own small modules only, no stdlib module at all: no json
+(judge/evidence.py writes the evidence), no datetime (times are epoch microseconds,
+judge/utc.py), no re, no SQLAlchemy, no dataclasses.  sqlite3 itself no longer drags
+datetime in either (store/lean.py loads _sqlite3 directly), so each would be a cost of
+its own in every pipe process.
 """
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 from bounce_handler.judge.core import (
     RAISE,
@@ -29,9 +30,7 @@ from bounce_handler.judge.core import (
     State,
     Subject,
     anchor,
-    as_datetime,
     baseline_cap,
-    day_number,
     dead_lookback,
     dead_mode,
     destination,
@@ -43,6 +42,7 @@ from bounce_handler.judge.core import (
 from bounce_handler.judge.evidence import dumps
 from bounce_handler.judge.rules import COMPROMISED, DEAD, THROTTLED, for_settings
 from bounce_handler.judge.sql import Db, marks
+from bounce_handler.judge.utc import DAY, HOUR, MINUTE, day_number, micros
 
 # Bounce events linked to a flag when it is raised (the most recent of its window), and at
 # most in all: enough for an administrator to see what happened without a spam run of
@@ -71,10 +71,10 @@ def on_recorded(conn, events, rules, now) -> list:
     """Judge events just inserted (dicts with their ``id``); return the decisions applied.
 
     ``conn`` is a DB-API connection (sqlite3 or psycopg) inside an open transaction;
-    ``now`` a datetime (naive UTC) or epoch seconds.
+    ``now`` epoch seconds (the pipe's time.time()) or a datetime (naive UTC or aware).
     """
     db = Db(conn)
-    now = as_datetime(now)
+    now = micros(now)
     out = []
     for ev in sorted(events, key=_event_id):
         out.extend(process_event(db, ev, rules, now))
@@ -85,8 +85,8 @@ def _event_id(ev: dict) -> int:
     return ev["id"]
 
 
-def process_event(db: Db, ev: dict, rules, now) -> list:
-    """Load, evaluate, apply for one event."""
+def process_event(db: Db, ev: dict, rules, now: int) -> list:
+    """Load, evaluate, apply for one event (``now`` in epoch microseconds)."""
     state = load(db, ev, rules, now)
     if not state.subjects:
         return []
@@ -174,9 +174,9 @@ def _subject(db: Db, kind: str, subject: str, mode: str, domains=()) -> Subject:
         if state != "cleared":
             if s.flag_id is None:
                 s.flag_id = fid
-                s.updated_at = as_datetime(updated_at)
+                s.updated_at = micros(updated_at)
         elif cleared_at is not None:
-            s.since = as_datetime(cleared_at)
+            s.since = micros(cleared_at)
             break
     return s
 
@@ -185,7 +185,7 @@ def _after(lo, since):
     return since if since is not None and since > lo else lo
 
 
-def load(db: Db, ev: dict, rules, now) -> State:
+def load(db: Db, ev: dict, rules, now: int) -> State:
     """The state of the subjects this event touches, with the counts its rules need."""
     t = anchor(ev, now)
     subjects = []
@@ -205,13 +205,13 @@ def load(db: Db, ev: dict, rules, now) -> State:
         s = _subject(db, COMPROMISED, ev["sender"], mode)
         if (s.since is None or t > s.since) and not settled(s, now):
             if mode == "complaint":
-                lo = _after(t - timedelta(hours=r.complaint_window_hours), s.since)
+                lo = _after(t - r.complaint_window_hours * HOUR, s.since)
                 w, p = _sender_where(db, ev, rules, lo, t, complaints=True)
                 s.counts["complaints"] = db.one(
                     "SELECT count(*) FROM bounce_events WHERE " + w, p
                 )[0]
             else:
-                window = timedelta(minutes=r.window_minutes)
+                window = r.window_minutes * MINUTE
                 lo = _after(t - window, s.since)
                 w, p = _sender_where(db, ev, rules, lo, t)
                 sp: list = []
@@ -225,7 +225,7 @@ def load(db: Db, ev: dict, rules, now) -> State:
                 s.counts.update(bounces=row[0], domains=row[1], spam=int(row[2]))
                 if needs_baseline(s.counts, rules):
                     hi = t - window
-                    blo = _after(t - timedelta(days=r.baseline_days), s.since)
+                    blo = _after(t - r.baseline_days * DAY, s.since)
                     base = 0
                     if hi > blo:
                         # Everything recorded for the sender (any kind, verified or not),
@@ -248,7 +248,7 @@ def load(db: Db, ev: dict, rules, now) -> State:
         subject, domains = dst
         s = _subject(db, THROTTLED, subject, "deferral", domains)
         if (s.since is None or t > s.since) and not settled(s, now):
-            lo = _after(t - timedelta(minutes=rules.dest.window_minutes), s.since)
+            lo = _after(t - rules.dest.window_minutes * MINUTE, s.since)
             w, p = _dest_where(db, ev, rules, domains, lo, t)
             s.counts["deferrals"] = db.one("SELECT count(*) FROM bounce_events WHERE " + w, p)[0]
         subjects.append(s)

@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 
 from bounce_handler.errors import EX_DATAERR, EX_USAGE, BounceHandlerError
-from bounce_handler.judge.core import as_datetime
 from bounce_handler.judge.rules import KINDS
 from bounce_handler.judge.sql import Db, marks
+from bounce_handler.judge.utc import as_datetime, micros
 
 STATES = ("open", "acked", "cleared")
 FLAG_COLUMNS = (
@@ -142,7 +142,7 @@ def _step(conn, flag_id: int, action: str, now, actor: str, note: str | None) ->
         if action == "acked" and state == "acked":
             db.run("ROLLBACK")
             return {"id": flag_id, "state": state, "changed": False}
-        at = db.ts(as_datetime(now))
+        at = db.ts(micros(now))
         if action == "acked":
             db.run("UPDATE flags SET state = 'acked', acked_at = ? WHERE id = ?", (at, flag_id))
         else:

@@ -20,10 +20,11 @@ It runs in one transaction: the pipe's writers wait on the lock meanwhile and, p
 
 from __future__ import annotations
 
-from bounce_handler.judge.core import RAISE, as_datetime
+from bounce_handler.judge.core import RAISE
 from bounce_handler.judge.evidence import dumps
 from bounce_handler.judge.lean import process_event
 from bounce_handler.judge.sql import Db
+from bounce_handler.judge.utc import micros
 
 CHUNK = 5000
 
@@ -94,7 +95,7 @@ def _rebuild(db: Db, rules, progress) -> dict:
             break
         for row in rows:
             ev = dict(zip(EVENT_FIELDS, row[:n_fields], strict=True))
-            out = process_event(db, ev, rules, as_datetime(row[n_fields]))
+            out = process_event(db, ev, rules, micros(row[n_fields]))
             if out:
                 decisions += len(out)
                 raised += sum(1 for d in out if d.action == RAISE)

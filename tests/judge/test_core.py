@@ -7,13 +7,13 @@ from datetime import date, datetime, timedelta
 from bounce_handler.judge.core import (
     State,
     Subject,
-    as_datetime,
     dead_mode,
     destination,
     evaluate,
     sender_mode,
 )
 from bounce_handler.judge.rules import defaults, parse
+from bounce_handler.judge.utc import as_datetime, micros, to_datetime
 
 NOW = datetime(2026, 11, 20, 12, 0)
 R = defaults()
@@ -91,7 +91,8 @@ def test_windows_end_at_now_for_events_dated_in_the_future():
     s = Subject("compromised-sender", "s@relay.example", "bounce",
                 counts={"bounces": 60, "domains": 1, "spam": 0})
     (d,) = evaluate(State([s]), ev(occurred_at=NOW + timedelta(days=3)), R, NOW)
-    assert d.t == NOW and d.lo == NOW - timedelta(minutes=10)
+    assert d.t == micros(NOW) and d.lo == micros(NOW - timedelta(minutes=10))
+    assert to_datetime(d.at) == NOW
 
 
 def test_times_in_every_form_the_store_gives():

@@ -5,14 +5,21 @@ from __future__ import annotations
 import subprocess
 import sys
 
+# The pipe's forbidden list, plus what the judge avoids although the stdlib would offer it:
+# datetime (times are epoch microseconds, judge/utc.py) and re (with functools and
+# collections; advice.py builds the transport name without it).
 HEAVY = ("sqlalchemy", "alembic", "structlog", "rich", "flufl", "psycopg", "asyncio", "email",
-         "json", "dataclasses", "typing", "argparse", "tomllib")
+         "json", "dataclasses", "typing", "argparse", "tomllib", "datetime", "re", "functools",
+         "collections")
 
+# store/lean.py's sqlite3 (the C module, loaded without datetime), as the pipe uses it: a
+# plain `import sqlite3` would load datetime itself and hide the judge's own imports.
 PROGRAM = r"""
-import sqlite3, sys
+import sys
 from bounce_handler import settings
 from bounce_handler.judge.lean import hook_for_settings
-from bounce_handler.store.lean import EVENT_COLUMNS, INSERT_EVENT, INSERT_MESSAGE, MESSAGE_COLUMNS
+from bounce_handler.store.lean import (
+    EVENT_COLUMNS, INSERT_EVENT, INSERT_MESSAGE, MESSAGE_COLUMNS, sqlite3)
 
 judge = hook_for_settings(settings.defaults())
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bounce_handler.judge.core import as_datetime
 from bounce_handler.judge.recompute import recompute
+from bounce_handler.judge.utc import as_datetime
 from tests.judge.conftest import PgStream
 from tests.judge.test_recompute import history
 from tests.support import postgres
