@@ -203,6 +203,10 @@ def run(argv: list[str], stdin, now: float | None = None) -> tuple[int, str, lis
         from bounce_handler import settings as settings_mod
 
         settings = settings_mod.load(opts["config"])
+        if settings.path:
+            from bounce_handler.parse import lazyre
+
+            lazyre.use_table(settings_mod.patterns_path(settings.path))
         raw, size, truncated = read_bounded(stdin, settings.intake.max_message_bytes)
         hdrs = envelope_headers(raw)
         from bounce_handler.intake import Envelope, process

@@ -322,6 +322,12 @@ def _cache_path(path: str) -> str:
     return os.path.join(head, "." + tail + ".cache")
 
 
+def patterns_path(path: str) -> str:
+    """Where ``write_cache`` puts the precompiled regular expressions (parse/lazyre.py)."""
+    head, tail = os.path.split(path)
+    return os.path.join(head, "." + tail + ".patterns")
+
+
 def _stamp(st: os.stat_result) -> tuple:
     # The file's identity and the schema's shape: a cache written before an upgrade that
     # added a key must not be used (it would lack the key).
@@ -344,7 +350,8 @@ def write_cache(settings: Settings) -> str | None:
     """Write the marshal cache beside the config file; return its path, or None.
 
     Called by ``bounces`` verbs run by the administrator; the pipe only reads it.
-    The cache gets the same mode as the TOML file (it holds the same secrets).
+    The cache gets the same mode as the TOML file (it holds the same secrets).  The
+    precompiled-pattern table (``patterns_path``) is written beside it, same mode.
     """
     import marshal
 
@@ -363,9 +370,13 @@ def write_cache(settings: Settings) -> str | None:
         except OSError:
             pass
         os.replace(tmp, cache)
-        return cache
     except OSError:
         return None
+    # What else the pipe would otherwise redo in every process: the parser's patterns.
+    from bounce_handler.parse import precompile
+
+    precompile.write(patterns_path(settings.path), like=st)
+    return cache
 
 
 def load(explicit: str | None = None) -> Settings:

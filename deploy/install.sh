@@ -137,9 +137,11 @@ say "4. database schema (as $PIPE_USER)"
 # As the pipe user: a SQLite file created by root would be read-only for the pipe.
 runuser -u "$PIPE_USER" -- "$PREFIX/venv/bin/bounces" --config "$CONFIG_DIR/config.toml" \
     db upgrade
-# The cache the pipe reads (`bounces config check`), written with the config's mode.
+# The caches the pipe reads (`bounces config check`: the parsed config and the parser's
+# precompiled patterns), written with the config's mode.
 "$PREFIX/venv/bin/bounces" --config "$CONFIG_DIR/config.toml" config check
-chown root:"$PIPE_GROUP" "$CONFIG_DIR"/.config.toml.cache 2>/dev/null || true
+chown root:"$PIPE_GROUP" "$CONFIG_DIR"/.config.toml.cache "$CONFIG_DIR"/.config.toml.patterns \
+    2>/dev/null || true
 
 if [ -n "$BIN_DIR" ]; then
     say "5. $BIN_DIR/bounces"

@@ -1,0 +1,79 @@
+"""Build and write the table of precompiled patterns that ``parse/lazyre.py`` reads.
+
+Run by the administrator's ``bounces`` verbs (through ``settings.write_cache``), never by
+the pipe: it imports ``re`` and every detector.  See lazyre's docstring for why.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+
+from bounce_handler.parse import lazyre
+
+
+def entry(pattern: str, flags: int) -> tuple:
+    """The arguments after ``pattern`` that ``_sre.compile`` needs to rebuild this pattern.
+
+    The same steps as CPython's ``re._compiler.compile``; the result is checked against
+    ``re.compile`` itself (Pattern equality compares flags, pattern text and code), so a
+    CPython whose internals moved on raises here instead of storing a wrong table.
+    """
+    import _sre
+    import re
+    from re import _compiler, _parser
+
+    reference = re.compile(pattern, flags)
+    parsed = _parser.parse(pattern, flags)
+    code = _compiler._code(parsed, flags)
+    groupindex = dict(reference.groupindex)
+    indexgroup = [None] * (reference.groups + 1)
+    for name, i in groupindex.items():
+        indexgroup[i] = name
+    # The code travels as the machine words _sre keeps it in (CODESIZE bytes each, native
+    # order; the table is only read by this interpreter): a list of ints would make the
+    # table ~100 KB of marshalled ints to decode on every vendor-format bounce.
+    words = memoryview(bytearray(len(code) * _sre.CODESIZE)).cast(lazyre.CODE_FORMAT)
+    for i, op in enumerate(code):
+        words[i] = op
+    args = (int(reference.flags), words.tobytes(), reference.groups, groupindex,
+            tuple(indexgroup))
+    if _sre.compile(pattern, *lazyre.sre_args(args)) != reference:
+        raise ValueError(f"precompiled code differs from re.compile for {pattern[:60]!r}")
+    return args
+
+
+def build() -> dict:
+    """{(pattern, flags): entry} for every pattern of every detector and of classify."""
+    from bounce_handler import classify  # noqa: F401 - its patterns register on import
+    from bounce_handler.parse import registry
+
+    registry.detectors()
+    return {(p.pattern, p.flags): entry(p.pattern, p.flags) for p in lazyre.ALL}
+
+
+def write(path: str, like: os.stat_result | None = None) -> str | None:
+    """Write the table to ``path`` atomically; mode and owner as ``like``. None on failure."""
+    try:
+        table = build()
+    except Exception:  # noqa: BLE001 - an interpreter whose re internals differ: no table
+        return None
+    mode = like.st_mode & 0o777 if like is not None else 0o644
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as fp:
+            marshal.dump((lazyre.header(), table), fp)
+        if like is not None:
+            try:
+                os.chown(tmp, like.st_uid, like.st_gid)
+            except OSError:
+                pass
+        os.replace(tmp, path)
+        return path
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        return None
