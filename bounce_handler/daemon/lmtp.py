@@ -71,7 +71,8 @@ def default_writer_factory(settings):
     if url.startswith("postgresql"):
         from bounce_handler.store.pg import writer_for_settings
 
-        return writer_for_settings(settings)
+        # One per worker thread (LmtpHandler._writer), so the connection is not shared.
+        return writer_for_settings(settings, keep_connection=True)
     return intake.writer_for(settings)
 
 

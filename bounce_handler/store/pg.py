@@ -6,9 +6,15 @@ are matched once, by ``tests/test_store_schema.py``).  Used by the pipe with ``[
 pg_mode = "direct"`` and by the resident daemon (spool drain, LMTP) in every mode.
 
 Connection strategy: **no pool**.  A pipe process records one message and exits, so a pool
-would only keep an idle server connection per process; each ``record`` opens one
-connection, runs one transaction and closes it.  That is also what PgBouncer in
-*transaction* pooling mode expects of a client: nothing outlives the transaction --
+would only keep an idle server connection per process; there each ``record`` opens one
+connection, runs one transaction and closes it.  The resident daemon (spool drain, LMTP
+threads) makes its writers with ``keep_connection=True``: one connection per writer,
+reused for every message, because a new PostgreSQL connection (a forked backend, the
+startup packet, authentication) cost the drain more CPU than the rows it wrote.  A kept
+connection found broken (the server restarted, an idle timeout) is replaced once, at
+once, before the message is given up as unavailable.  A writer is used by one thread.
+Either way it is what PgBouncer in *transaction* pooling mode expects of a client:
+nothing outlives the transaction --
 no session ``SET`` (the statement timeout is ``SET LOCAL``), no server-side prepared
 statements (``prepare_threshold=None``), no advisory locks, no LISTEN.  Put PgBouncer in
 front when dozens of relays x ``maxproc`` pipes would exceed ``max_connections``
@@ -107,10 +113,21 @@ def _bools(row: dict, columns: tuple[str, ...]) -> list:
 class PgWriter:
     """Writes one ``intake.Batch`` per ``record`` call into PostgreSQL."""
 
-    def __init__(self, url: str, timeout: float = 20.0) -> None:
+    def __init__(self, url: str, timeout: float = 20.0, keep_connection: bool = False) -> None:
         self.url = url
         self.conninfo = libpq_url(url)
         self.timeout = timeout
+        self.keep_connection = keep_connection
+        self._conn = None  # the kept connection, between records
+
+    def close(self) -> None:
+        """Close the kept connection, if any (the writer stays usable: it reconnects)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection: nothing to save
+                pass
 
     def connect(self):
         """One new connection (the caller closes it). Raises StoreUnavailable."""
@@ -147,18 +164,29 @@ class PgWriter:
         """
         import psycopg
 
-        conn = self.connect()
+        kept, self._conn = self._conn, None
+        conn = kept if kept is not None else self.connect()
         try:
-            try:
-                return self._record(conn, batch, judge)
-            except psycopg.Error as e:
-                try:
-                    conn.rollback()
-                except psycopg.Error:
-                    pass
-                raise StoreUnavailable(_explain(e, self.url)) from None
-        finally:
+            result = self._record(conn, batch, judge)
+        except psycopg.Error as e:
+            broken = conn.broken or conn.closed
+            _discard(conn)
+            if kept is not None and broken:
+                # The kept connection died while idle (server restart, idle timeout):
+                # nothing of this message was committed on it, or, if its COMMIT went
+                # through before the break, the digest makes the retry a duplicate.
+                return self.record(batch, judge)
+            raise StoreUnavailable(_explain(e, self.url)) from None
+        except BaseException:
+            # Not the server's doing (a bug in a judge rule, an interrupt): roll back so
+            # no half-written message survives on a connection that would be reused.
+            _discard(conn)
+            raise
+        if self.keep_connection:
+            self._conn = conn
+        else:
             conn.close()
+        return result
 
     def _record(self, conn, batch, judge) -> tuple[int, bool]:
         cur = conn.cursor()
@@ -199,6 +227,20 @@ class PgWriter:
         return message_id, True
 
 
+def _discard(conn) -> None:
+    """Roll back and close a connection after a failure; errors doing so change nothing."""
+    import psycopg
+
+    try:
+        conn.rollback()
+    except psycopg.Error:
+        pass
+    try:
+        conn.close()
+    except psycopg.Error:
+        pass
+
+
 def _check_schema(cur) -> None:
     import psycopg
 
@@ -231,6 +273,14 @@ def _explain(e: Exception, url: str) -> str:
     return redact(f"PostgreSQL {where}: {type(e).__name__}: {_first_line(e)}", url)
 
 
-def writer_for_settings(settings) -> PgWriter:
-    """The writer for ``[database] url``; ``busy_timeout`` bounds each statement."""
-    return PgWriter(settings.database.url, timeout=settings.database.busy_timeout)
+def writer_for_settings(settings, keep_connection: bool = False) -> PgWriter:
+    """The writer for ``[database] url``; ``busy_timeout`` bounds each statement.
+
+    ``keep_connection`` for a resident process (see the module docstring); the pipe
+    records one message and exits, so it does not keep one.
+    """
+    return PgWriter(
+        settings.database.url,
+        timeout=settings.database.busy_timeout,
+        keep_connection=keep_connection,
+    )

@@ -150,3 +150,50 @@ def test_lmtp_into_postgresql_is_451_while_down_then_recorded_once(tmp_path, pg_
     finally:
         svc.stop()
     assert pg_rows(pg_url) == (3, 3)
+
+
+def test_daemon_writer_keeps_one_connection_and_replaces_it_after_a_restart(
+    tmp_path, pg_server, pg_url
+):
+    """The drain's and LMTP's writer reuses one backend for every message; when the server
+    restarts under it, the next message goes through a new connection at once (no exit 75,
+    no back-off), and nothing is written twice."""
+    from bounce_handler import intake
+    from bounce_handler.store import pg
+
+    s = settings_mod.from_dict(
+        {"database": {"url": pg_url, "pg_mode": "direct"}, "intake": {"relay": "r"}}
+    )
+    writer = pg.writer_for_settings(s, keep_connection=True)
+    pids = []
+    for i in range(3):
+        ext, raw = variant(i, bounces_only=True)
+        out = intake.process(raw, intake.Envelope(extension=ext), s, 1_795_000_000.0 + i,
+                             writer=writer)
+        assert out.name == "recorded", out.detail
+        pids.append(writer._conn.info.backend_pid)
+    assert len(set(pids)) == 1  # one backend served all three
+
+    pg_server.stop(mode="immediate")
+    pg_server.start()
+    ext, raw = variant(3, bounces_only=True)
+    out = intake.process(raw, intake.Envelope(extension=ext), s, 1_795_000_010.0, writer=writer)
+    assert out.name == "recorded", out.detail
+    assert writer._conn.info.backend_pid not in pids
+    writer.close()
+    assert writer._conn is None
+    assert pg_rows(pg_url) == (4, 4)
+
+
+def test_pipe_writer_does_not_keep_its_connection(pg_url):
+    from bounce_handler import intake
+    from bounce_handler.store import pg
+
+    s = settings_mod.from_dict(
+        {"database": {"url": pg_url, "pg_mode": "direct"}, "intake": {"relay": "r"}}
+    )
+    writer = pg.writer_for_settings(s)
+    ext, raw = variant(0, bounces_only=True)
+    out = intake.process(raw, intake.Envelope(extension=ext), s, 1_795_000_000.0, writer=writer)
+    assert out.name == "recorded"
+    assert writer._conn is None
