@@ -346,6 +346,14 @@ def _read_cache(path: str, st: os.stat_result) -> dict | None:
     return data if stamp == _stamp(st) else None
 
 
+def cache_is_current(path: str) -> bool:
+    """Whether the pipe would use the cache beside ``path`` (for `bounces doctor`)."""
+    try:
+        return _read_cache(path, os.stat(path)) is not None
+    except OSError:
+        return False
+
+
 def write_cache(settings: Settings) -> str | None:
     """Write the marshal cache beside the config file; return its path, or None.
 

@@ -53,17 +53,22 @@ def use_table(path: str | None) -> None:
     _table_path, _table = path, None
 
 
-def _load_table() -> dict:
-    if not _table_path:
+def read_table(path: str | None) -> dict:
+    """The table at ``path`` if this interpreter can use it, else {} (missing, foreign)."""
+    if not path:
         return {}
     import marshal
 
     try:
-        with open(_table_path, "rb") as fp:
+        with open(path, "rb") as fp:
             head, table = marshal.load(fp)
     except (OSError, ValueError, EOFError, TypeError):
         return {}
     return table if head == header() and isinstance(table, dict) else {}
+
+
+def _load_table() -> dict:
+    return read_table(_table_path)
 
 
 def _precompiled(pattern: str, flags: int):

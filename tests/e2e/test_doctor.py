@@ -151,3 +151,26 @@ def test_bounce_address_not_routed_to_the_pipe(setup):
     assert any(
         "routes bounces@relay.test to smtp:, not to verpbounce" in p for p in problems(out)
     ), out
+
+
+def test_start_up_caches_missing_or_stale_is_a_warning_with_the_fix(setup):
+    from bounce_handler import settings as settings_mod
+
+    config = str(setup.relay.config)
+    code, out = setup.doctor()
+    assert code == 0, out  # slower, not broken: no problem, no failure
+    assert f"warning  missing or stale for {config}: the parsed-config cache" in out
+    assert "precompiled patterns" in out
+    assert f"fix: bounces --config {config} config check" in out
+
+    assert settings_mod.write_cache(settings_mod.load(config))  # what `config check` does
+    code, out = setup.doctor()
+    assert code == 0, out
+    assert f"the pipe's start-up caches for {config} are current" in out
+    assert "warning" not in out
+
+    st = os.stat(config)
+    os.utime(config, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # edited since
+    code, out = setup.doctor()
+    assert "warning  missing or stale" in out and "parsed-config cache" in out
+    assert "precompiled patterns" not in out  # the table does not depend on the file
