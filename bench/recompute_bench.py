@@ -200,8 +200,13 @@ def cold(code: str, runs: int = 15) -> float:
     return best
 
 
-# What the pipe imports anyway, without and with the engine (and its rules parsed).
-PIPE_BASE = "import re, sqlite3, bounce_handler.settings as s; s.defaults()"
+# What the pipe imports for a standard DSN anyway (store/lean.py loads the sqlite3 C module
+# alone; no re, no datetime), without and with the engine (and its rules parsed).
+PIPE_BASE = (
+    "import bounce_handler.pipe, bounce_handler.intake, bounce_handler.parse, "
+    "bounce_handler.classify, bounce_handler.verp, bounce_handler.store.lean, "
+    "bounce_handler.settings as s; s.defaults()"
+)
 PIPE_JUDGE = PIPE_BASE + "; from bounce_handler.judge.lean import hook_for_settings as h; " \
     "h(s.defaults())"
 
