@@ -1,7 +1,7 @@
 """Report bounces over a period, grouped, with the live flags on top and a per-hour chart.
 
-The period is --since (default 24h) to --until (default now): a duration back from now
-(90m, 24h, 7d, 2w), 'today', 'yesterday', or an ISO date or date-time in UTC
+The period is --since (default 24h) to --until (default now): a duration back from
+--until (90m, 24h, 7d, 2w), 'today', 'yesterday', or an ISO date or date-time in UTC
 (2026-11-24, 2026-11-24T10:00). Groups are the --top N busiest keys, busiest first;
 --by day and --by hour list every bucket of the period in order instead.
 

@@ -2,7 +2,8 @@
 
 Every time in the store is a naive UTC datetime (store/models.py), so every bound computed
 here is one too.  A bound is either a duration back from ``now`` (``90m``, ``24h``,
-``7d``, ``2w``, combinable: ``1d12h``), a calendar word (``now``, ``today``,
+``7d``, ``2w``, combinable: ``1d12h``; a --since duration counts back from --until when
+one is given, so ``--since 7d --until 2026-11-08`` is the week before the 8th), a calendar word (``now``, ``today``,
 ``yesterday``: midnight UTC) or an ISO 8601 date or date-time (``2026-11-24``,
 ``2026-11-24T10:00``, ``2026-11-24 10:00:00``); a date-time with an offset or ``Z`` is
 converted to UTC, one without is taken as UTC already (the store's convention).
@@ -37,8 +38,9 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=sum(int(n) * _UNITS[u.lower()] for n, u in parts))
 
 
-def parse_bound(text: str, now: datetime) -> datetime:
-    """A point in time: a duration back from `now`, a calendar word, or an ISO date."""
+def parse_bound(text: str, now: datetime, back_from: datetime | None = None) -> datetime:
+    """A point in time: a duration back from `back_from` (default `now`), a calendar word
+    (relative to `now`), or an ISO date."""
     s = text.strip()
     low = s.lower()
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -49,7 +51,7 @@ def parse_bound(text: str, now: datetime) -> datetime:
     if low == "yesterday":
         return midnight - timedelta(days=1)
     try:
-        return now - parse_duration(s)
+        return (now if back_from is None else back_from) - parse_duration(s)
     except BadPeriod:
         pass
     return _parse_iso(s)
@@ -84,9 +86,13 @@ class Period:
     @classmethod
     def parse(cls, since: str | None, until: str | None, now: datetime,
               default_since: str = "24h") -> Period:
-        """The period `--since`/`--until` name (until defaults to now)."""
+        """The period `--since`/`--until` name (until defaults to now).
+
+        A duration in `since` counts back from the end of the period: an administrator
+        asking for `--since 7d --until 2026-11-08` means the week before the 8th.
+        """
         end = parse_bound(until, now) if until else now
-        start = parse_bound(since or default_since, now)
+        start = parse_bound(since or default_since, now, back_from=end)
         return cls(start, end)
 
     def hours(self) -> list[datetime]:

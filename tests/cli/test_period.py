@@ -46,4 +46,15 @@ def test_period_and_its_hours():
     assert (p.start, p.end) == (datetime(2026, 11, 24, 7, 30, 15), NOW)
     assert p.hours() == [datetime(2026, 11, 24, h) for h in (7, 8, 9, 10)]
     with pytest.raises(BadPeriod, match="empty period"):
-        Period.parse("1h", "2h", NOW)
+        Period.parse("2026-11-24", "2026-11-23", NOW)
+
+
+def test_a_since_duration_counts_back_from_until():
+    """`--since 7d --until 2026-11-08` is the week before the 8th, not 7 days before now."""
+    p = Period.parse("7d", "2026-11-08", NOW)
+    assert (p.start, p.end) == (datetime(2026, 11, 1), datetime(2026, 11, 8))
+    p = Period.parse("1h", "2h", NOW)  # the hour that ended two hours ago
+    assert (p.start, p.end) == (NOW - timedelta(hours=3), NOW - timedelta(hours=2))
+    # Calendar words and dates stay what they say, whatever --until is.
+    p = Period.parse("yesterday", "2026-11-24T06:00", NOW)
+    assert (p.start, p.end) == (datetime(2026, 11, 23), datetime(2026, 11, 24, 6))
