@@ -3,10 +3,11 @@
 Every time in the store is a naive UTC datetime (store/models.py), so every bound computed
 here is one too.  A bound is either a duration back from ``now`` (``90m``, ``24h``,
 ``7d``, ``2w``, combinable: ``1d12h``; a --since duration counts back from --until when
-one is given, so ``--since 7d --until 2026-11-08`` is the week before the 8th), a calendar word (``now``, ``today``,
-``yesterday``: midnight UTC) or an ISO 8601 date or date-time (``2026-11-24``,
-``2026-11-24T10:00``, ``2026-11-24 10:00:00``); a date-time with an offset or ``Z`` is
-converted to UTC, one without is taken as UTC already (the store's convention).
+one is given, so ``--since 7d --until 2026-11-08`` is the week before the 8th), a
+calendar word (``now``, ``today``, ``yesterday``: midnight UTC) or an ISO 8601 date or
+date-time (``2026-11-24``, ``2026-11-24T10:00``, ``2026-11-24 10:00:00``); a date-time
+with an offset or ``Z`` is converted to UTC, one without is taken as UTC already (the
+store's convention).
 """
 
 from __future__ import annotations
@@ -39,8 +40,11 @@ def parse_duration(text: str) -> timedelta:
 
 
 def parse_bound(text: str, now: datetime, back_from: datetime | None = None) -> datetime:
-    """A point in time: a duration back from `back_from` (default `now`), a calendar word
-    (relative to `now`), or an ISO date."""
+    """A point in time: a duration, a calendar word or an ISO date.
+
+    A duration counts back from `back_from` (default `now`); calendar words are relative
+    to `now`.
+    """
     s = text.strip()
     low = s.lower()
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
