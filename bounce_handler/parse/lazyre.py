@@ -67,15 +67,11 @@ def read_table(path: str | None) -> dict:
     return table if head == header() and isinstance(table, dict) else {}
 
 
-def _load_table() -> dict:
-    return read_table(_table_path)
-
-
 def _precompiled(pattern: str, flags: int):
     """The Pattern built from the table's code, or None (then ``re.compile`` it)."""
     global _table
     if _table is None:
-        _table = _load_table()
+        _table = read_table(_table_path)
     entry = _table.get((pattern, flags))
     if entry is None:
         return None
@@ -91,6 +87,7 @@ def sre_args(entry: tuple) -> tuple:
     """A table entry as ``_sre.compile``'s arguments (the code words back to a list)."""
     flags, words, groups, groupindex, indexgroup = entry
     return flags, memoryview(words).cast(CODE_FORMAT).tolist(), groups, groupindex, indexgroup
+
 
 # re.I, re.M, re.S, re.X (tests/parse/test_scanners.py checks they are): importing re
 # costs ~4.5 ms, so modules name flags from here and re loads only when a pattern is used.
