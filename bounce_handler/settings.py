@@ -335,15 +335,49 @@ def _stamp(st: os.stat_result) -> tuple:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, shape)
 
 
-def _read_cache(path: str, st: os.stat_result) -> dict | None:
+def read_stamped(path: str, stamp) -> object | None:
+    """The data of a ``(stamp, data)`` marshal file if its stamp is ``stamp``, else None.
+
+    The format of the caches ``write_cache`` leaves beside the config (this one, and
+    parse/lazyre.py's pattern table); missing, unreadable or foreign files give None.
+    """
     import marshal
 
     try:
-        with open(_cache_path(path), "rb") as fp:
-            stamp, data = marshal.load(fp)
+        with open(path, "rb") as fp:
+            found, data = marshal.load(fp)
     except (OSError, ValueError, EOFError, TypeError):
         return None
-    return data if stamp == _stamp(st) else None
+    return data if found == stamp else None
+
+
+def write_stamped(path: str, stamp, data, like: os.stat_result) -> None:
+    """Write ``(stamp, data)`` to ``path`` atomically, with ``like``'s mode and owner.
+
+    Raises OSError (the temporary file is removed).
+    """
+    import marshal
+
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, like.st_mode & 0o777)
+    try:
+        with os.fdopen(fd, "wb") as fp:
+            marshal.dump((stamp, data), fp)
+        try:
+            os.chown(tmp, like.st_uid, like.st_gid)
+        except OSError:
+            pass
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _read_cache(path: str, st: os.stat_result) -> dict | None:
+    return read_stamped(_cache_path(path), _stamp(st))
 
 
 def cache_is_current(path: str) -> bool:
@@ -361,29 +395,22 @@ def write_cache(settings: Settings) -> str | None:
     The cache gets the same mode as the TOML file (it holds the same secrets).  The
     precompiled-pattern table (``patterns_path``) is written beside it, same mode.
     """
-    import marshal
-
     if not settings.path:
         return None
     try:
         st = os.stat(settings.path)
         cache = _cache_path(settings.path)
-        tmp = f"{cache}.{os.getpid()}.tmp"
         data = {k: v for k, v in settings.as_dict().items() if k != "path"}
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, st.st_mode & 0o777)
-        with os.fdopen(fd, "wb") as fp:
-            marshal.dump((_stamp(st), data), fp)
-        try:
-            os.chown(tmp, st.st_uid, st.st_gid)
-        except OSError:
-            pass
-        os.replace(tmp, cache)
+        write_stamped(cache, _stamp(st), data, st)
     except OSError:
         return None
     # What else the pipe would otherwise redo in every process: the parser's patterns.
-    from bounce_handler.parse import precompile
+    from bounce_handler.parse import lazyre, precompile
 
-    precompile.write(patterns_path(settings.path), like=st)
+    try:
+        write_stamped(patterns_path(settings.path), lazyre.header(), precompile.build(), st)
+    except Exception:  # noqa: BLE001 - re internals that differ, a full disk: no table,
+        pass  # and the pipe compiles its patterns as usual
     return cache
 
 

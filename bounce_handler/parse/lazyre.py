@@ -57,14 +57,11 @@ def read_table(path: str | None) -> dict:
     """The table at ``path`` if this interpreter can use it, else {} (missing, foreign)."""
     if not path:
         return {}
-    import marshal
+    # The file format of the config cache it is written beside (settings.write_cache).
+    from bounce_handler.settings import read_stamped
 
-    try:
-        with open(path, "rb") as fp:
-            head, table = marshal.load(fp)
-    except (OSError, ValueError, EOFError, TypeError):
-        return {}
-    return table if head == header() and isinstance(table, dict) else {}
+    table = read_stamped(path, header())
+    return table if isinstance(table, dict) else {}
 
 
 def _precompiled(pattern: str, flags: int):

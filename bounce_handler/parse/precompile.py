@@ -1,13 +1,10 @@
-"""Build and write the table of precompiled patterns that ``parse/lazyre.py`` reads.
+"""Build the table of precompiled patterns that ``parse/lazyre.py`` reads.
 
-Run by the administrator's ``bounces`` verbs (through ``settings.write_cache``), never by
-the pipe: it imports ``re`` and every detector.  See lazyre's docstring for why.
+``settings.write_cache`` writes it, when the administrator's ``bounces`` verbs run, never
+the pipe: building imports ``re`` and every detector.  See lazyre's docstring for why.
 """
 
 from __future__ import annotations
-
-import marshal
-import os
 
 from bounce_handler.parse import lazyre
 
@@ -50,30 +47,3 @@ def build() -> dict:
 
     registry.detectors()
     return {(p.pattern, p.flags): entry(p.pattern, p.flags) for p in lazyre.ALL}
-
-
-def write(path: str, like: os.stat_result | None = None) -> str | None:
-    """Write the table to ``path`` atomically; mode and owner as ``like``. None on failure."""
-    try:
-        table = build()
-    except Exception:  # noqa: BLE001 - an interpreter whose re internals differ: no table
-        return None
-    mode = like.st_mode & 0o777 if like is not None else 0o644
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "wb") as fp:
-            marshal.dump((lazyre.header(), table), fp)
-        if like is not None:
-            try:
-                os.chown(tmp, like.st_uid, like.st_gid)
-            except OSError:
-                pass
-        os.replace(tmp, path)
-        return path
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        return None
