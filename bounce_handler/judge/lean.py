@@ -292,13 +292,7 @@ def apply(db: Db, d, ev: dict, rules) -> int:
             )[0]
             return apply(db, d, ev, rules)
         fid = rows[0][0]
-        detail = dict(d.evidence)
-        detail["event_id"] = d.event_id
-        db.run(
-            "INSERT INTO flag_events (flag_id, at, action, actor, detail) "
-            "VALUES (?, ?, 'raised', 'judge', ?)",
-            (fid, at, dumps(detail)),
-        )
+        _audit(db, fid, at, "raised", d)
         sample = _sample_where(db, d, ev, rules)
         if sample is None:
             db.run("INSERT INTO flag_evidence (flag_id, event_id) VALUES (?, ?)", (fid, d.event_id))
@@ -321,11 +315,16 @@ def apply(db: Db, d, ev: dict, rules) -> int:
     if cur.rowcount == 1:
         # One audit line per new piece of evidence (bounded by MAX_EVIDENCE), not one per
         # bounce of a 100,000-bounce spam run.
-        detail = dict(d.evidence)
-        detail["event_id"] = d.event_id
-        db.run(
-            "INSERT INTO flag_events (flag_id, at, action, actor, detail) "
-            "VALUES (?, ?, 'updated', 'judge', ?)",
-            (fid, at, dumps(detail)),
-        )
+        _audit(db, fid, at, "updated", d)
     return fid
+
+
+def _audit(db: Db, fid: int, at, action: str, d) -> None:
+    """The flag's audit line: the judge's evidence and the event that caused it."""
+    detail = dict(d.evidence)
+    detail["event_id"] = d.event_id
+    db.run(
+        "INSERT INTO flag_events (flag_id, at, action, actor, detail) "
+        "VALUES (?, ?, ?, 'judge', ?)",
+        (fid, at, action, dumps(detail)),
+    )
