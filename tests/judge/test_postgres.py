@@ -8,37 +8,21 @@ from bounce_handler.judge.recompute import recompute
 from bounce_handler.judge.utc import as_datetime
 from tests.judge.conftest import PgStream
 from tests.judge.test_recompute import history
-from tests.support import postgres
-from tests.support.services import require
 
 pytestmark = pytest.mark.postgresql
 
 
-@pytest.fixture(scope="module")
-def pg(tmp_path_factory):
-    reason = postgres.unavailable_reason()
-    if reason:
-        require("PostgreSQL", reason)
-    instance = postgres.PostgresInstance(str(tmp_path_factory.mktemp("pg")))
-    try:
-        instance.start()
-    except postgres.PostgresError as e:
-        require("PostgreSQL", str(e))
-    yield instance
-    instance.destroy()
-
-
 @pytest.fixture
-def pg_stream(pg, request):
+def pg_stream(pg_server, request):
     import psycopg
 
     from bounce_handler import settings
     from bounce_handler.store import engine
 
     name = "judge_" + request.node.name.lower()[:40]
-    url = pg.create_database(name)
+    url = pg_server.create_database(name)
     engine.upgrade(settings.from_dict({"database": {"url": url}}))
-    conn = psycopg.connect(pg.dsn(name), autocommit=True)
+    conn = psycopg.connect(pg_server.dsn(name), autocommit=True)
     s = PgStream(None, conn=conn)
     yield s
     conn.close()
@@ -81,7 +65,7 @@ def test_lifecycle_on_postgres(pg_stream):
         lifecycle.clear(pg_stream.conn, fid, as_datetime("2026-11-02 12:00:00"), "root")
 
 
-def test_two_relays_raising_the_same_flag_at_once_give_one_flag(pg_stream, pg):
+def test_two_relays_raising_the_same_flag_at_once_give_one_flag(pg_stream, pg_server):
     """Relay B evaluates while relay A's raise is uncommitted: B waits, then updates."""
     import threading
 
@@ -91,7 +75,7 @@ def test_two_relays_raising_the_same_flag_at_once_give_one_flag(pg_stream, pg):
 
     a = PgStream(None, conn=pg_stream.conn)
     dbname = pg_stream.conn.info.dbname
-    b = PgStream(None, conn=psycopg.connect(pg.dsn(dbname), autocommit=True))
+    b = PgStream(None, conn=psycopg.connect(pg_server.dsn(dbname), autocommit=True))
     b.n = 1000  # distinct message digests
     t = as_datetime("2026-11-02 09:00:00")
 
@@ -136,11 +120,11 @@ def test_two_relays_raising_the_same_flag_at_once_give_one_flag(pg_stream, pg):
     assert pg_stream.query("SELECT count(*) FROM flag_evidence") == [(2,)]
 
 
-def test_cli_on_postgres(pg_stream, pg, store):
+def test_cli_on_postgres(pg_stream, pg_server, store):
     import json
 
     pg_stream.bounce(as_datetime("2026-11-02 09:00:00"), "gone@example.org")
-    url = pg.url(pg_stream.conn.info.dbname)
+    url = pg_server.url(pg_stream.conn.info.dbname)
     store.config.write_text(f'[database]\nurl = "{url}"\n')
     out = store.bounces("flags", "list", "--format", "json")
     assert out.returncode == 0, out.stderr
