@@ -230,7 +230,11 @@ def _understand(raw, envelope, settings, now, message, stamp, truncated, parse, 
         # Per-recipient VERP: the token names the one recipient this bounce is ours for;
         # keep that one when the DSN lists it (a DSN can carry its whole recipient list).
         want = verp_rcpt.lower()
-        mine = [r for r in recipients if _norm_address(r.address or "").lower() == want]
+        # The DSN reports the Final-Recipient; the address we sent to may be its
+        # Original-Recipient (an alias or list expanded at the far end).
+        mine = [r for r in recipients
+                if want in (_norm_address(r.address or "").lower(),
+                            _norm_address(r.original_address or "").lower())]
         recipients = mine or recipients
     sender = attribute_sender(token, orig, settings)
     events = []

@@ -98,10 +98,15 @@ def parse_headers(block: bytes) -> list:
     out = []
     for line in text.split("\n"):
         i = line.find(":")
-        if i <= 0:
-            continue
-        name = line[:i].rstrip()
-        if " " in name or "\t" in name:  # not a field (mbox "From " line, stray text)
+        name = line[:i].rstrip() if i > 0 else ""
+        if not name or " " in name or "\t" in name:
+            # Not a field (mbox "From " line, stray text) — unless it is a parameter whose
+            # line lost its folding blank: "Content-Type: multipart/alternative;\n
+            # boundary=..." (Apache James, Verizon's gateway).
+            # Bounded: a hostile run of "a=b" lines must not make the joining quadratic.
+            if (out and out[-1][1].endswith(";") and "=" in line and line[:1] not in "-="
+                    and len(out[-1][1]) < 998):
+                out[-1] = (out[-1][0], out[-1][1] + " " + line.strip())
             continue
         out.append((name.lower(), line[i + 1 :].strip()))
     return out
