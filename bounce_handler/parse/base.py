@@ -566,6 +566,7 @@ _NOT_RECIPIENT_FIELDS = frozenset((
     "message-id", "references", "in-reply-to", "received", "from", "sender", "reply-to",
     "return-path", "mail from", "envelope-from", "errors-to", "resent-from",
     "resent-message-id", "x-original-message-id", "list-id", "list-unsubscribe",
+    "original-envelope-id", "envelope-id", "x-envelope-id",
 ))
 
 

@@ -13,6 +13,7 @@ SMTP relay error").
 
 from __future__ import annotations
 
+from bounce_handler.parse.base import Sniff
 from bounce_handler.parse.lazyre import I, lazy
 from bounce_handler.parse.textbounce import TextBounce
 
@@ -26,7 +27,7 @@ class KDDI(TextBounce):
     inline = True
     from_line_start = True  # the start line names the address
 
-    def match(self, s) -> bool:
+    def match(self, s: Sniff) -> bool:
         """Both of its sentences."""
         return TextBounce.match(self, s) and "could not be delivered to:" in s.lower
 

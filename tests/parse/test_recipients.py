@@ -65,6 +65,7 @@ def test_quoted_headers_and_transcript_commands_name_no_recipient():
         "Received: from mta.example.org by mx.example.net\n"
         "\tfor <other@example.net>; Tue, 24 Nov 2026 10:00:00 +0000\n"
         ">>> MAIL FROM:<sender@customer.example.org>\n"
+        "Original-Envelope-Id: <20261124.ENV@relay.example.com>\n"
         "<second@example.net>: 550 mailbox unavailable\n"
     )
     assert _found(section, inline=True) == ["rcpt@example.net", "second@example.net"]
@@ -199,3 +200,14 @@ def test_a_postmaster_address_can_fail_but_a_contact_line_names_nobody():
            b"because the recipient is over disk quota.\n\n"
            b"System Contact: helpdesk@mx.example.org\n")
     assert [r.address for r in parse(raw).recipients] == ["postmaster@example.net"]
+
+
+def test_postfix_text_keeps_the_alias_beside_the_address_that_failed():
+    raw = (b"From: MAILER-DAEMON@mx.example.net\nSubject: Undelivered Mail Returned to Sender\n\n"
+           b"This is the mail system at host mx.example.net.\n\n"
+           b"                   The mail system\n\n"
+           b"<kim@mail.example.net> (expanded from <team@example.net>): host\n"
+           b"    mail.example.net[192.0.2.40] said: 550 5.1.1 unknown (in reply to RCPT TO\n"
+           b"    command)\n")
+    [r] = parse(raw).recipients
+    assert (r.address, r.original_address) == ("kim@mail.example.net", "team@example.net")
