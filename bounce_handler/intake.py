@@ -249,13 +249,18 @@ def _understand(raw, envelope, settings, now, message, stamp, truncated, parse, 
         if not address or address.lower() in seen:
             continue
         seen.add(address.lower())
+        # Beside the counted address, the other one the report names: its Original-
+        # Recipient, or where the token's recipient ended (the DSN's Final-Recipient).
+        beside = r.original_address
+        if not beside or _norm_address(beside).lower() == address.lower():
+            beside = other
         events.append(
             {
                 "occurred_at": stamp,
                 "kind": result.kind,
                 "recipient": _clip(address),
                 "recipient_domain": _domain(address)[:255],
-                "original_recipient": _clip(r.original_address or other),
+                "original_recipient": _clip(beside),
                 "action": _clip(r.action, 16),
                 "status": _clip(r.status, 16),
                 "reply_code": _clip(r.reply_code, 3),

@@ -211,3 +211,23 @@ def test_postfix_text_keeps_the_alias_beside_the_address_that_failed():
            b"    command)\n")
     [r] = parse(raw).recipients
     assert (r.address, r.original_address) == ("kim@mail.example.net", "team@example.net")
+
+
+def test_per_recipient_verp_keeps_the_report_of_the_alias_it_was_sent_to():
+    # The token names team@ (what the relay sent to); the DSN lists two recipients, and
+    # reports team@ by its Final-Recipient kim@ (an alias expanded at the far end).
+    from bounce_handler import intake, settings
+
+    raw = (b"From: MAILER-DAEMON@mx.example.net\nSubject: Undelivered Mail\n"
+           b"Content-Type: multipart/report; report-type=delivery-status; boundary=z\n\n"
+           b"--z\nContent-Type: message/delivery-status\n\n"
+           b"Reporting-MTA: dns; mx.example.net\n\n"
+           b"Final-Recipient: rfc822; other@example.net\nAction: failed\nStatus: 5.2.2\n\n"
+           b"Final-Recipient: rfc822; kim@mail.example.net\n"
+           b"Original-Recipient: rfc822;team@example.net\nAction: failed\nStatus: 5.1.1\n"
+           b"--z--\n")
+    s = settings.from_dict({"database": {"url": "sqlite:////nonexistent/x.db"}})
+    batch, outcome = intake.build(raw, intake.Envelope(extension="team=example.net"), s,
+                                  1_800_000_000.0)
+    assert [(e["recipient"], e["original_recipient"], e["status"]) for e in batch.events] == [
+        ("team@example.net", "kim@mail.example.net", "5.1.1")]
