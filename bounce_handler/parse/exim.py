@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from bounce_handler.parse.base import (
     ADDRESS,
+    Hit,
     Sniff,
     clean_address,
     failed_header,
@@ -82,6 +83,18 @@ class Exim(TextBounce):
     def match(self, s: Sniff) -> bool:
         """Exim's wording, or its X-Failed-Recipients header."""
         return bool(s.failed) or TextBounce.match(self, s)
+
+    def scan(self, msg: Part, s: Sniff) -> Hit | None:
+        """The listed addresses, or None for a notice listing none.
+
+        Exim's wording with no address list but an X-Failed-Recipients header is left to
+        ``xfailed`` (which reports the header's addresses), not recorded as a bounce
+        naming nobody.
+        """
+        hit = TextBounce.scan(self, msg, s)
+        if hit is not None and not hit.recipients and failed_header(s):
+            return None
+        return hit
 
 
 def _items(section: str) -> list:

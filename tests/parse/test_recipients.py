@@ -231,3 +231,13 @@ def test_per_recipient_verp_keeps_the_report_of_the_alias_it_was_sent_to():
                                   1_800_000_000.0)
     assert [(e["recipient"], e["original_recipient"], e["status"]) for e in batch.events] == [
         ("team@example.net", "kim@mail.example.net", "5.1.1")]
+
+
+def test_exim_wording_without_a_list_falls_back_to_x_failed_recipients():
+    raw = (b"From: Mail Delivery System <Mailer-Daemon@mx.example.org>\n"
+           b"Subject: Mail delivery failed: returning message to sender\n"
+           b"X-Failed-Recipients: rcpt@example.org\n\n"
+           b"This message was created automatically by mail delivery software.\n\n"
+           b"One or more of the recipients are not a valid user.\n")
+    r = parse(raw)
+    assert (r.detector, [x.address for x in r.recipients]) == ("xfailed", ["rcpt@example.org"])
