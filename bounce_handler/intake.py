@@ -230,7 +230,11 @@ def _understand(raw, envelope, settings, now, message, stamp, truncated, parse, 
         # Per-recipient VERP: the token names the one recipient this bounce is ours for;
         # keep that one when the DSN lists it (a DSN can carry its whole recipient list).
         want = verp_rcpt.lower()
-        mine = [r for r in recipients if _norm_address(r.address or "").lower() == want]
+        # The DSN reports the Final-Recipient; the address we sent to may be its
+        # Original-Recipient (an alias or list expanded at the far end).
+        mine = [r for r in recipients
+                if want in (_norm_address(r.address or "").lower(),
+                            _norm_address(r.original_address or "").lower())]
         recipients = mine or recipients
     sender = attribute_sender(token, orig, settings)
     events = []
@@ -245,13 +249,18 @@ def _understand(raw, envelope, settings, now, message, stamp, truncated, parse, 
         if not address or address.lower() in seen:
             continue
         seen.add(address.lower())
+        # Beside the counted address, the other one the report names: its Original-
+        # Recipient, or where the token's recipient ended (the DSN's Final-Recipient).
+        beside = r.original_address
+        if not beside or _norm_address(beside).lower() == address.lower():
+            beside = other
         events.append(
             {
                 "occurred_at": stamp,
                 "kind": result.kind,
                 "recipient": _clip(address),
                 "recipient_domain": _domain(address)[:255],
-                "original_recipient": _clip(r.original_address or other),
+                "original_recipient": _clip(beside),
                 "action": _clip(r.action, 16),
                 "status": _clip(r.status, 16),
                 "reply_code": _clip(r.reply_code, 3),

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 # Module, not name: classify imports parse.lazyre, so either may be imported first.
 from bounce_handler import classify as _classify
-from bounce_handler.parse.base import Sniff, clean_address, find_address, one_line
+from bounce_handler.parse.base import Sniff, clean_address, find_address, one_line, usable_address
 from bounce_handler.parse.mime import Part, decode_words, parse_message
 from bounce_handler.parse.model import Original, ParseResult, Recipient
 from bounce_handler.parse.registry import NAMES, detector
-from bounce_handler.parse.scan import find_remote, find_reply, find_sasl, odd_dots
+from bounce_handler.parse.scan import find_remote, find_reply, find_sasl
 
 __all__ = ["parse", "ParseResult", "Recipient", "Original"]
 
@@ -73,10 +73,8 @@ def _parse(raw: bytes) -> ParseResult:
 
 
 def _plausible(address: str | None) -> bool:
-    """Check that a failed address looks like one ("david...@gmail.com" obfuscations do not)."""
-    return bool(address) and "@" in address and not odd_dots(address) and (
-        len(address) <= 320
-    )
+    """Check that a failed address looks like one (``base.usable_address``)."""
+    return usable_address(address)
 
 
 def _classified(r: Recipient, detector: str, kind: str | None) -> Recipient:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from bounce_handler.parse.lazyre import I, LazyPattern, M, lazy
 from bounce_handler.parse.mime import Part, decode_words
 from bounce_handler.parse.model import Recipient
-from bounce_handler.parse.scan import collapse_ws, find_angle
+from bounce_handler.parse.scan import collapse_ws, find_angle, odd_dots
 
 # An address as bounces print it: local@domain, UTF-8 allowed on both sides (RFC 6531).
 # Bounded repeats (RFC 5321 §4.5.3.1: local part 64, labels 63; VERP tokens run longer):
@@ -22,12 +22,17 @@ ADDRESS = lazy(r"[\w.+=/!#$%&'*?^`{|}~-]{1,200}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,1
 # Where the human-readable part of a bounce stops and the returned message starts.
 # The leading run of decoration is possessive (Python 3.11 "*+"): with a plain "*" a long
 # line of dashes backtracked quadratically against the alternatives below.
+# Sendmail's "----- Transcript of session follows -----" is not one: it *starts* the
+# error lines ("554 <a@b>... Host unknown"), the copy comes after "Unsent message follows".
+# The last alternatives are the first header of a copy pasted inline without a marker
+# ("Received: from ..." at the start of a line, EZweb, X6, Zoho): a notice's own text
+# never starts a line with them.
 ORIGINAL_MARKER = lazy(
     r"^[ \t|*=-]*+(?:"
     r"original message follows|below this line is a copy of the message|"
     r"this is a copy of the message|the original message (?:headers? )?(?:is|was|are) "
-    r"(?:included|attached)|unsent message below|"
-    r"undelivered message follows|transcript of session follows|"
+    r"(?:included|attached)|unsent message|"
+    r"undelivered message follows|"
     r"(?:original|returned|undelivered) message|returned mail|below this line|"
     r"original message header|original message details|start of returned message|"
     r"message text follows|message headers follow|the first \d+ lines of your|"
@@ -36,8 +41,9 @@ ORIGINAL_MARKER = lazy(
     r"mensaje original|messaggio originale|mensagem original|oorspronkelijk bericht|"
     r"исходное сообщение|原始邮件|元のメッセージ|"
     r"a copy of the original message|copy of (?:the|your) message|"
-    r"headers of the original message|the headers of your message"
-    r")",
+    r"headers of the original message|the headers of your message|"
+    r"original mail info|bounced e-?mail:|content-type: message/(?:rfc822|global)\b"
+    r")|^(?:received:[ \t]+(?:from|by)[ \t]|return-path:[ \t]*<)",
     I | M,
 )
 
@@ -56,7 +62,71 @@ FAILURE_SUBJECT = lazy(
 )
 
 
+# Words saying the retries ran out: the notice is final even when it calls itself a
+# delay (OpenSMTPD: "Delivery status notification: delayed" / "A message is delayed for
+# more than 0 seconds ..." / "user@example.net: Envelope expired").  Delay warnings
+# never use them: Postfix "This is a warning only", Sendmail "Will keep trying until
+# message is 5 days old", Exim "Eventually the mail delivery software will give up".
+# Plain substrings (and one "for N days" test), not a pattern: a standard DSN's
+# "Action: delayed" is checked too, and that path does not import re.
+RETRIES_OVER = (
+    "envelope expired", "retry timeout exceeded",
+    "retry time not reached for any host after a long failure period", "giving up",
+    "gave up", "retries exhausted", "message expired", "delivery time expired",
+    "has expired", "will be deleted from queue", "will be deleted from the queue",
+    "too long in the queue", "too long on the queue", "in the queue too long",
+    "on the queue too long",
+)
+_FOR_N = "could not be delivered for "
+
+
+def retries_over(text: str) -> bool:
+    """Whether the words say the retries ran out.
+
+    ``RETRIES_OVER``, or "could not be delivered for N days/hours" (Sendmail's return).
+    """
+    low = text.lower()
+    for w in RETRIES_OVER:
+        if w in low:
+            return True
+    i = low.find(_FOR_N)
+    while i >= 0:
+        j = i + len(_FOR_N)
+        k = j
+        while k < len(low) and k - j < 4 and low[k].isdigit():
+            k += 1
+        if k > j and low.startswith((" day", " hour"), k):
+            return True
+        i = low.find(_FOR_N, j)
+    return False
+
+
+def still_retrying(delay: LazyPattern | bool | None, subject: str, opening: str) -> bool:
+    """Delay or final, from a notice's words: the one place that decides it.
+
+    ``delay`` is the format's own "still retrying" wording, searched in the subject and
+    the opening of the notice (or one recipient's diagnostic), or True when a structured
+    field already says so (a DSN's "Action: delayed"); words saying the retries ran out
+    (``retries_over``) override it.  A notice with neither is final.
+    """
+    if delay is None or delay is False:
+        return False
+    if delay is not True and not (delay.search(subject) or delay.search(opening)):
+        return False
+    return not (retries_over(subject) or retries_over(opening))
+
+
 _HUMAN = ("re:", "fw:", "fwd:", "aw:", "wg:", "tr:", "rv:", "sv:")
+
+
+def machine_made(s: Sniff) -> bool:
+    """Tell whether a mail system, not a person, wrote the message.
+
+    A mailer-daemon/postmaster sender, a report, or Auto-Submitted (RFC 3834).  Stricter
+    than ``notice_like``: a person's "Why did this bounce?" quoting a report is not one.
+    """
+    return (s.from_daemon or s.ctype == "multipart/report"
+            or s.auto.startswith(("auto-generated", "auto-replied", "auto-notified")))
 
 
 def notice_like(s: Sniff) -> bool:
@@ -107,7 +177,9 @@ _DAEMON_WORDS = (
     "mail administrator", "mdaemon", "mail system", "nobody@", "root@", "daemon@",
     "bounce", "notification", "mail-daemon", "mailadmin", "system administrator", "delivery",
 )
-_OWN_HEADERS = frozenset(("from", "to", "sender", "return-path", "reply-to", "errors-to", "cc"))
+# The notice's author: never the failed recipient.  Not To:/Cc:/Reply-To: — a sender who
+# wrote to themselves (or a list that lists itself) is bounced at the notice's own To:.
+_OWN_HEADERS = frozenset(("from", "sender", "return-path", "errors-to"))
 
 
 class Sniff:
@@ -125,7 +197,7 @@ class Sniff:
 
     __slots__ = (
         "msg", "from_", "subject", "ctype", "report_type", "mailer", "auto", "failed",
-        "text", "lower", "_daemon", "raw", "_own",
+        "text", "lower", "_daemon", "raw", "_own", "_echo",
     )
 
     def __init__(self, msg: Part, raw: bytes | None = None) -> None:
@@ -145,6 +217,7 @@ class Sniff:
         self.lower = text.lower()
         self._daemon = None
         self._own = None
+        self._echo = None
 
     @property
     def from_daemon(self) -> bool:
@@ -160,7 +233,7 @@ class Sniff:
 
     @property
     def own(self) -> set:
-        """Addresses of the notice itself (From, To, Sender…): never a failed recipient."""
+        """Addresses of the notice's author (From, Sender…): never a failed recipient."""
         if self._own is None:
             own = set()
             # Not Delivered-To/X-Original-To: forwarders put the failed recipient there.
@@ -170,6 +243,18 @@ class Sniff:
                         own.add(m.group(0).lower())
             self._own = own
         return self._own
+
+    @property
+    def echo(self) -> set:
+        """The notice's own To:/Cc: addresses (see ``address_paragraphs``)."""
+        if self._echo is None:
+            echo = set()
+            for name, value in self.msg.headers:
+                if name in ("to", "cc") and "@" in value:
+                    for m in ADDRESS.finditer(value[:2000]):
+                        echo.add(m.group(0).lower())
+            self._echo = echo
+        return self._echo
 
 
 def notice_text(msg: Part) -> str:
@@ -183,8 +268,15 @@ def notice_text(msg: Part) -> str:
     while stack:
         p = stack.pop(0)
         if p.ctype.startswith("multipart/"):
-            stack[:0] = p.parts
+            if p.parts or p is msg:
+                stack[:0] = p.parts
+            else:
+                out.append(p.text())  # a nested multipart whose boundary was lost
         elif p.ctype in ("text/plain", "text/html", "text/enriched") or p.ctype == "text":
+            if out and (p.get("content-disposition") or "").lower().startswith("attachment"):
+                # A text attachment after the notice is the returned message's headers
+                # ("mailheaders-NNN.txt", X6), not more of the notice.
+                continue
             t = p.text()
             if p.ctype == "text/html":
                 t = html_to_text(t)
@@ -221,7 +313,11 @@ def one_line(text: str | None, limit: int = 500) -> str | None:
 
 
 def clean_address(addr: str | None) -> str | None:
-    """Strip the decoration bounces put around an address ("rfc822;", <>, quotes, dots)."""
+    """Strip the decoration bounces put around an address ("rfc822;", <>, quotes, dots).
+
+    A quoted local part keeps its quotes (RFC 5321 §4.1.2: ``"a..b"@example.org`` is an
+    address, and only quoted may it hold doubled dots).
+    """
     if not addr:
         return None
     a = addr.strip()
@@ -230,10 +326,52 @@ def clean_address(addr: str | None) -> str | None:
     angle = find_angle(a)
     if angle:
         a = angle
-    a = a.strip().strip("<>\"'()[],:;").rstrip(".")
+    a = a.strip()
+    if a.startswith('"'):
+        q = a.find('"@', 1)
+        if q > 1:
+            domain = a[q + 2 :].strip().strip("<>\"'()[],:;").rstrip(".")
+            return a[: q + 1] + "@" + domain if domain else None
+    a = a.strip("<>\"'()[],:;").rstrip(".")
     if a.lower().startswith("mailto:"):
         a = a[7:]
     return a or None
+
+
+_DAEMON_LOCALS = frozenset(("mailer-daemon", "mailer_daemon", "mailerdaemon"))
+
+
+def usable_address(a: str | None) -> bool:
+    """Tell whether a value can be a failed recipient's address at all.
+
+    Not a pipe or file delivery ("|/usr/bin/procmail", "/var/mail/x": Exim, Postfix
+    local(8)), nothing holding blanks, a local part and a domain around the "@" (not an
+    RFC 821 source route "@relay:user@host", Sun Messaging Server), no
+    mailer-daemon (the notice's author), no obfuscation ("david...@gmail.com": doubled
+    or edge dots are only valid quoted), at most 320 characters (RFC 5321 §4.5.3.1).
+    """
+    if not a or len(a) > 320 or a[0] in "|/@":
+        return False
+    at = a.rfind("@")
+    if at <= 0 or at == len(a) - 1 or a.split() != [a]:
+        return False
+    local = a[:at]
+    if local.lower() in _DAEMON_LOCALS:
+        return False
+    if local[0] == '"' and local[-1] == '"' and len(local) > 2:
+        return True
+    # "@relay:user@host" (an RFC 821 source route) has no local part of its own.
+    return "@" not in local and not odd_dots(a)
+
+
+def failed_header(s: Sniff) -> list:
+    """The usable addresses of X-Failed-Recipients (Exim, Google), in order."""
+    out = []
+    for item in s.failed[:4000].split(","):
+        a = clean_address(item)
+        if usable_address(a) and a not in out:
+            out.append(a)
+    return out
 
 
 def find_address(text: str) -> str | None:
@@ -291,20 +429,49 @@ _INLINE = lazy(
 )
 
 
-def address_paragraphs(section: str, own: set | None = None, inline: bool = False) -> list:
+def address_paragraphs(
+    section: str, own: set | None = None, inline: bool = False, echo: set | None = None
+) -> list:
     """[(address, diagnostic)] from a section listing failed addresses.
 
     Handles the shapes most non-DSN notices use: an address line ("<a@b>:", "a@b",
     "RCPT To:<a@b>", "  a@b  reason") followed by indented or plain explanation lines,
     up to the next address line or a blank-line-separated paragraph that names none.
+
+    own   addresses never taken (the notice's author, ``Sniff.own``)
+    echo  addresses not taken from a "To:"/"Cc:" line (``Sniff.echo``: the notice's own
+          recipients, whose header block some notices repeat); named anywhere else they
+          are taken — people do write to themselves
     """
     out = []
     seen = {}
     cur = None
+    cur_indent = 0
     diag = []
+    in_header = False
+    reply = ""  # the code of an unfinished multi-line reply ("550-...") in the diagnostic
     for line in section.split("\n"):
         stripped = line.strip()
         addr = None
+        if in_header and line[:1] in (" ", "\t"):
+            continue  # a folded "Received: ... for <a@b>;" line
+        in_header = False
+        label = _header_label(stripped.lstrip("<> "))
+        if label in _NOT_RECIPIENT_FIELDS or "contact" in label:
+            # "Message-ID: <x@host>", "From: sender@x", "Received: ... for <a@b>",
+            # ">>> MAIL FROM:<s@x>": a quoted header or command names the message, its
+            # author or a hop, never who failed; "System Contact: postmaster@x" (HotPOP)
+            # whom to ask.
+            in_header = True
+            continue
+        indent = len(line) - len(line.lstrip())
+        if cur and stripped and _in_reply(stripped, reply):
+            # A line of a multi-line reply ("550-F=[sender@x] T=[a@b]"): the explanation
+            # of the address before it, whatever it names.
+            diag.append(stripped)
+            reply = stripped[:3] if stripped[3:4] == "-" else ""
+            continue
+        reply = ""
         if "@" in stripped:
             m = ADDRESS.search(stripped)
             if m and (m.start() < 12 or stripped.startswith(("<", "'", '"'))):
@@ -318,10 +485,22 @@ def address_paragraphs(section: str, own: set | None = None, inline: bool = Fals
                     if _INLINE.search(stripped[max(0, m.start() - 40) : m.start()]):
                         addr = clean_address(m.group(0))
                         break
-        if addr and (own is None or addr.lower() not in own):
+        if addr and echo is not None and addr.lower() in echo and (
+            label in ("to", "cc") or (cur and indent > cur_indent)
+        ):
+            # The notice's own recipient (the bounced sender) in its echoed header
+            # block, or in the explanation indented under a failed address (Exim:
+            # "  a@b\n    550 5.2.0 <sender@x> From: domain is invalid").
+            if cur and indent > cur_indent:
+                diag.append(stripped)
+            continue
+        if addr and own is not None and addr.lower() in own:
+            addr = None
+        if addr:
             if cur:
                 _merge(out, seen, cur, diag)
             cur = addr
+            cur_indent = indent
             rest = stripped[m.end() :].lstrip(" >:\"'.;,-)]").rstrip()
             head = stripped[: m.start()].strip(" <:\"'[(*-")
             if len(head) > 12 and not rest:
@@ -334,6 +513,75 @@ def address_paragraphs(section: str, own: set | None = None, inline: bool = Fals
     if cur:
         _merge(out, seen, cur, diag)
     return out
+
+
+def session_failures(dialogue: list) -> tuple:
+    """(sender, [(address, reply)]) from an SMTP dialogue of ("in"|"out", line) pairs.
+
+    A RCPT TO answered 4xx/5xx failed that recipient.  A 4xx/5xx answer to DATA (or to
+    the end of the data, after "354") failed every recipient accepted in that transaction:
+    the message, not the addresses, was refused, and nobody got it.  MAIL FROM and RSET
+    start a new transaction.
+    """
+    sender = None
+    out = []
+    failed = set()
+    accepted = []
+    pending = None
+    in_data = False
+    for way, line in dialogue:
+        up = line[:12].upper()
+        if way == "in":
+            pending = None
+            if up.startswith("MAIL FROM:"):
+                sender = clean_address(line[10:].split(" ", 1)[0]) or None
+                accepted, in_data = [], False
+            elif up.startswith("RCPT TO:"):
+                pending = clean_address(line[8:].split(" ", 1)[0])
+            elif up.startswith(("DATA", "BDAT")):
+                in_data = True
+            elif up.startswith("RSET"):
+                accepted, in_data = [], False
+            continue
+        code = line[:1]
+        if pending:
+            if code in ("4", "5"):
+                out.append((pending, line))
+                failed.add(pending)
+            elif code == "2":
+                accepted.append(pending)
+            pending = None
+        elif in_data and code in ("4", "5"):
+            for a in accepted:
+                if a not in failed:
+                    out.append((a, line))
+                    failed.add(a)
+            accepted, in_data = [], False
+    return sender, out
+
+
+# Header fields a notice quotes from the returned message (or an SMTP transcript's MAIL
+# FROM) whose addresses are never the failed recipient.
+_NOT_RECIPIENT_FIELDS = frozenset((
+    "message-id", "references", "in-reply-to", "received", "from", "sender", "reply-to",
+    "return-path", "mail from", "envelope-from", "errors-to", "resent-from",
+    "resent-message-id", "x-original-message-id", "list-id", "list-unsubscribe",
+    "original-envelope-id", "envelope-id", "x-envelope-id",
+))
+
+
+def _in_reply(line: str, code: str) -> bool:
+    """Whether a line continues an SMTP reply: "550-..." or the "550 ..." that ends one."""
+    head = line[:4]
+    if len(head) == 4 and head[:3].isdigit() and head[3] == "-":
+        return True
+    return bool(code) and head[:3] == code
+
+
+def _header_label(line: str) -> str:
+    """The lower-cased "Name" of a "Name: value" line ("" when it is not one)."""
+    i = line.find(":", 0, 24)
+    return line[:i].rstrip().lower() if i > 0 else ""
 
 
 def _merge(out: list, seen: dict, addr: str, diag: list) -> None:

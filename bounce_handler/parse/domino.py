@@ -38,7 +38,7 @@ class Domino(TextBounce):
         m = _BECAUSE.search(s.text)
         why = m.group(1) if m else None
         return [rcpt(a, d or why, action=action)
-                for a, d in address_paragraphs(section, s.own)]
+                for a, d in address_paragraphs(section, s.own, echo=s.echo)]
 
 
 DETECTOR = Domino()

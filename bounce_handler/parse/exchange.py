@@ -47,7 +47,7 @@ class Exchange(TextBounce):
         own = s.own
         # Exchange 5.5 X.400 form: "c=US;a= ;p=ORG;o=SITE;dda:SMTP=user@example.com; on …"
         section = _X400.sub("", section)
-        pairs = address_paragraphs(section, own)
+        pairs = address_paragraphs(section, own, echo=s.echo)
         return [rcpt(a, d.replace("Diagnostic information for administrators:", ""),
                      action=action) for a, d in pairs]
 

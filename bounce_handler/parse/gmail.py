@@ -60,7 +60,7 @@ class Gmail(TextBounce):
             m = _REMOTE_ERROR.search(s.text) or m
         diag = m.group(1) if m else None
         return [rcpt(a, d or diag, action=action)
-                for a, d in address_paragraphs(section, s.own)]
+                for a, d in address_paragraphs(section, s.own, echo=s.echo)]
 
 
 DETECTOR = Gmail()

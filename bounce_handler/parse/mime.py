@@ -98,12 +98,18 @@ def parse_headers(block: bytes) -> list:
     out = []
     for line in text.split("\n"):
         i = line.find(":")
-        if i <= 0:
-            continue
-        name = line[:i].rstrip()
-        if " " in name or "\t" in name:  # not a field (mbox "From " line, stray text)
-            continue
-        out.append((name.lower(), line[i + 1 :].strip()))
+        if i > 0:
+            name = line[:i].rstrip()
+            if " " not in name and "\t" not in name:
+                out.append((name.lower(), line[i + 1 :].strip()))
+                continue
+        # Not a field (mbox "From " line, stray text) — unless it is a parameter whose
+        # line lost its folding blank: "Content-Type: multipart/alternative;\n
+        # boundary=..." (Apache James, Verizon's gateway).  Bounded: a hostile run of
+        # "a=b" lines must not make the joining quadratic.
+        if (out and "=" in line and out[-1][1].endswith(";") and line[:1] not in "-="
+                and len(out[-1][1]) < 998):
+            out[-1] = (out[-1][0], out[-1][1] + " " + line.strip())
     return out
 
 

@@ -71,12 +71,14 @@ class _Record:
 class Recipient(_Record):
     """What one message says about one recipient.
 
-    address           the failed recipient as the sender addressed it: Original-Recipient
-                      when the DSN carries one, else Final-Recipient, else what the text
+    address           the failed recipient: the DSN's Final-Recipient (who the reporting
+                      MTA could not deliver to, after any alias or list expansion), else
+                      its Original-Recipient, else X-Failed-Recipients or what the text
                       names; UTF-8 kept (RFC 6533); never lower-cased here
-    original_address  Original-Recipient, when the DSN carries it
-    final_address     Final-Recipient, when it differs from ``address`` (an internal
-                      rewrite or alias expansion at the reporting MTA)
+    original_address  Original-Recipient (ORCPT, the address the sender wrote), when the
+                      DSN carries it
+    final_address     Final-Recipient, when it is not ``address`` (unusable as one: a
+                      pipe "|/usr/bin/filter", a source route "@relay:user@host")
     action            RFC 3464 Action: failed, delayed, delivered, relayed, expanded
     status            RFC 3463 enhanced status "X.Y.Z" (from the DSN, or inferred)
     reply_code        the SMTP reply code ("550") when one is seen

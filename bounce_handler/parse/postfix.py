@@ -21,8 +21,13 @@ system" followed by the same "<address>: reason" paragraphs).
 
 from __future__ import annotations
 
+from bounce_handler.parse.base import Sniff, clean_address, usable_address
 from bounce_handler.parse.lazyre import I, M, lazy
+from bounce_handler.parse.mime import Part
+from bounce_handler.parse.scan import find_angle
 from bounce_handler.parse.textbounce import TextBounce
+
+_EXPANDED = "(expanded from"
 
 
 class Postfix(TextBounce):
@@ -36,6 +41,23 @@ class Postfix(TextBounce):
     stop = lazy(r"^[ \t]*--- (?:undelivered message|enclosed are|delivery report)|"
                       r"^--[^\n]{6,}$", I | M)
     delayed = lazy(r"delayed mail|this is a warning only|still being retried", I)
+
+    def recipients(self, msg: Part, s: Sniff, section: str, action: str) -> list:
+        """The paragraphs' addresses; "<a@b> (expanded from <list@x>):" keeps list@x beside.
+
+        As for a DSN: the address that failed is reported, the alias or list the sender
+        wrote is its ``original_address``.
+        """
+        out = []
+        for r in TextBounce.recipients(self, msg, s, section, action):
+            d = r.diagnostic or ""
+            if d.startswith(_EXPANDED):
+                o = find_angle(d[: len(_EXPANDED) + 260])
+                o = clean_address(o) if o else None
+                if usable_address(o):
+                    r = r.replace(original_address=o)
+            out.append(r)
+        return out
 
 
 DETECTOR = Postfix()

@@ -13,16 +13,18 @@ the SMTP session it refused, subject "Postfix SMTP server: errors from host[addr
      In:  RCPT TO:<user@example.net>
      Out: 554 5.7.1 <user@example.net>: Relay access denied
 
-Each refused RCPT TO is a failed recipient; MAIL FROM is the envelope sender.
+Each refused RCPT TO is a failed recipient, and so is every accepted one when the DATA
+that follows is refused ("In:  DATA" ... "Out: 550 5.7.1 Message content rejected");
+MAIL FROM is the envelope sender.
 """
 
 from __future__ import annotations
 
-from bounce_handler.parse.base import Hit, Sniff, clean_address, rcpt
+from bounce_handler.parse.base import Hit, Sniff, rcpt, session_failures
 from bounce_handler.parse.lazyre import M, lazy
 from bounce_handler.parse.mime import Part
 
-_LINE = lazy(r"^[ \t]*(In|Out):\s*(.*)$", M)
+_LINE = lazy(r"^[ \t]*(In|Out):[ \t]*([^\n]*)$", M)
 
 
 class PostfixTranscript:
@@ -38,21 +40,11 @@ class PostfixTranscript:
         )
 
     def scan(self, msg: Part, s: Sniff) -> Hit | None:
-        """Refused RCPT TO commands with the reply the server gave."""
-        sender = None
-        out = []
-        pending = None
-        for way, line in _LINE.findall(s.text):
-            up = line.upper()
-            if way == "In":
-                pending = None
-                if up.startswith("MAIL FROM:"):
-                    sender = clean_address(line[10:].split(" ", 1)[0].strip()) or None
-                elif up.startswith("RCPT TO:"):
-                    pending = clean_address(line[8:].split(" ", 1)[0].strip())
-            elif pending and line[:1] in "45":
-                out.append(rcpt(pending, line, action="failed" if line[0] == "5" else "delayed"))
-                pending = None
+        """Refused RCPT TO commands, and the recipients of a refused DATA."""
+        dialogue = [(way.lower(), line) for way, line in _LINE.findall(s.text)]
+        sender, failed = session_failures(dialogue)
+        out = [rcpt(a, reply, action="failed" if reply[0] == "5" else "delayed")
+               for a, reply in failed if a]
         if not out:
             return None
         return Hit(out, sender=sender)

@@ -41,8 +41,16 @@ NAMES = (
     "domino",
     "groupwise",
     "phquery",
+    "james",
+    "mimecast",
+    "kddi",
+    "fml",
     "foreign",
-    # Heuristics, then the lazy flufl.bounce fallback.
+    # Heuristics, then the lazy flufl.bounce fallback.  A report pasted into a text
+    # notice and X-Failed-Recipients first: a notice naming its failed addresses only
+    # there (Google Groups) greets its reader by address, which "simple" would take.
+    "forwarded",
+    "xfailed",
     "simple",
     "fallback",
 )

@@ -29,8 +29,12 @@ from bounce_handler.parse.base import (
     address_paragraphs,
     before_original,
     clean_address,
+    failed_header,
+    machine_made,
     one_line,
     rcpt,
+    still_retrying,
+    usable_address,
 )
 from bounce_handler.parse.lazyre import lazy
 from bounce_handler.parse.mime import Part, parse_headers
@@ -44,6 +48,8 @@ _ORIGINAL_TYPES = (
 _UTF8_XTEXT = lazy(r"\\x\{([0-9A-Fa-f]{1,6})\}")
 _XTEXT = lazy(r"\+([0-9A-F]{2})")
 _RECIPIENT_FIELDS = ("final-recipient", "original-recipient")
+# Fields that open a report's field blocks (the per-message one or a recipient's).
+_FIELDS_START = ("reporting-mta", "original-envelope-id", "final-recipient", "original-recipient")
 
 
 def _unescape(m) -> str:
@@ -116,14 +122,19 @@ def _find(msg: Part, into_messages: bool) -> tuple:
     return ds, None
 
 
-def _with_notice_text(recipients: list, s: Sniff) -> list:
+def _with_notice_text(recipients: list, s: Sniff, raw: bool = False) -> list:
     """Borrow the human-readable notice's words for recipients the report gives none.
 
     ("Your message was not delivered to userx@example.be / This mail message has exceeded
-    the maximum incoming message size.": the words are only in the text part.)
+    the maximum incoming message size.": the words are only in the text part.)  When the
+    report's fields are themselves in that text (``raw``), only the words before them.
     """
     notice = before_original(s.text)
-    said = {a.lower(): d for a, d in address_paragraphs(notice, s.own, True)}
+    if raw:
+        low = "\n" + notice.lower()
+        cut = [i for i in (low.find("\n" + f + ":") for f in _FIELDS_START) if i >= 0]
+        notice = notice[: min(cut)] if cut else notice
+    said = {a.lower(): d for a, d in address_paragraphs(notice, s.own, True, s.echo)}
     out = []
     for r in recipients:
         if r.diagnostic is None:
@@ -139,6 +150,29 @@ def _with_notice_text(recipients: list, s: Sniff) -> list:
     return out
 
 
+def _raw_fields(lower: str) -> bool:
+    """Whether the notice text itself holds DSN recipient fields (the MIME was broken)."""
+    for name in ("final-recipient:", "original-recipient:"):
+        if lower.startswith(name) or ("\n" + name) in lower:
+            return True
+    return False
+
+
+def _raw_groups(s: Sniff) -> tuple:
+    """DSN field blocks written into the notice's text, up to the returned message.
+
+    For reports whose MIME is broken — a boundary that never occurs or is indented
+    (PMDF, old Sendmail "--AAA"), no Content-Type at all (Sendmail with a stripped
+    header) — so the delivery-status part is only text.  Only blocks holding a recipient
+    field and an Action or Status count, and only in what an MTA sent (``machine_made``):
+    a person quoting a report's fields in a mail about it is not reporting a failure.
+    """
+    if not _raw_fields(s.lower) or not machine_made(s):
+        return {}, []
+    per_message, rcpts = groups(before_original(s.text))
+    return per_message, [f for f in rcpts if "action" in f or "status" in f]
+
+
 class RFC3464:
     """Standard DSNs: the per-recipient groups of the delivery-status part."""
 
@@ -146,8 +180,12 @@ class RFC3464:
     kind = None
 
     def match(self, s: Sniff) -> bool:
-        """Any message carrying a delivery-status part (usually multipart/report)."""
-        return s.ctype.startswith("multipart/") or s.ctype in _DS_TYPES
+        """Any message carrying a delivery-status part (usually multipart/report).
+
+        Or DSN fields in its text: a report whose MIME structure is broken.
+        """
+        return (s.ctype.startswith("multipart/") or s.ctype in _DS_TYPES
+                or _raw_fields(s.lower))
 
     def scan(self, msg: Part, s: Sniff) -> Hit | None:
         """Recipients of the first delivery-status part, None when there is none."""
@@ -155,22 +193,38 @@ class RFC3464:
         if ds is None:
             # A forwarded bounce: the report sits inside an attached message.
             ds, original = _find(msg, True)
-            if ds is None:
-                return None
-        per_message, rcpt_fields = groups(ds.text())
+        if ds is not None:
+            per_message, rcpt_fields = groups(ds.text())
+        else:
+            per_message, rcpt_fields = _raw_groups(s)
+            original = None
         recipients = []
         seen = set()
+        spare = None  # X-Failed-Recipients, for a group naming no usable address
         for f in rcpt_fields:
-            # Original-Recipient is the address as the sender wrote it (ORCPT, RFC 3461);
-            # Final-Recipient may be an internal rewrite ("userx@sims-ms-daemon",
-            # PMDF's "HAASM@host"): the sender's address is the one flags must key on.
+            # Final-Recipient is who the reporting MTA failed to deliver to; the
+            # Original-Recipient (ORCPT, RFC 3461) the address the sender wrote, kept
+            # beside it.  They differ after an alias or a list expanded: the list address
+            # is alive, the member it expanded to is what failed.  A Final-Recipient
+            # at a bare host name is the MTA's internal routing, not an address anyone
+            # writes to (Sun Messaging Server's "user@sims-ms-daemon", "user@mailhub0"):
+            # the Original-Recipient is then the address.
             final = _addr(f.get("final-recipient"))
             orig = _addr(f.get("original-recipient"), xtext=True)
-            if orig and "@" not in orig:
+            if not usable_address(orig):
                 orig = None
-            address = orig or final
+            address = final if usable_address(final) else orig
+            if orig and address == final and "." not in final.rsplit("@", 1)[1]:
+                address = orig
             if not address:
-                continue
+                # "Final-Recipient: rfc822;|/usr/bin/procmail" (Exim pipe) or a bare
+                # local part: the address the sender used is in X-Failed-Recipients.
+                if spare is None:
+                    spare = failed_header(s)
+                address = next((a for a in spare if a.lower() not in
+                                {k for k, _ in seen}), None)
+                if not address:
+                    continue
             status = f.get("status")
             action = (f.get("action") or "").strip().lower().split(" ", 1)[0]
             if not action:
@@ -197,7 +251,12 @@ class RFC3464:
         if not recipients:
             return None
         if any(r.diagnostic is None for r in recipients):
-            recipients = _with_notice_text(recipients, s)
+            recipients = _with_notice_text(recipients, s, raw=ds is None)
+        # "Action: delayed" for an envelope whose retries ran out (OpenSMTPD, "Status:
+        # 4.4.7" / "Envelope expired"): the words decide, it is final.
+        recipients = [r.replace(action="failed") if r.action == "delayed"
+                      and not still_retrying(True, "", r.diagnostic or "") else r
+                      for r in recipients]
         return Hit(
             recipients,
             reporting_mta=_typed(per_message.get("reporting-mta")),

@@ -20,10 +20,18 @@ and the delay warning's "----- The following addresses had transient non-fatal e
 
 from __future__ import annotations
 
-from bounce_handler.parse.base import ADDRESS, Sniff, address_paragraphs, rcpt
+from bounce_handler.parse.base import (
+    ADDRESS,
+    Sniff,
+    address_paragraphs,
+    clean_address,
+    rcpt,
+    session_failures,
+    usable_address,
+)
 from bounce_handler.parse.lazyre import I, M, lazy
 from bounce_handler.parse.mime import Part
-from bounce_handler.parse.textbounce import TextBounce
+from bounce_handler.parse.textbounce import TextBounce, returned_original
 
 _TRANSCRIPT = lazy(r"(?<!-)-++ ?transcript of session follows ?-*", I)
 _TALK = lazy(r"^(?:<<<|\d{3}[ -])\s*(.*)$", M)
@@ -38,12 +46,21 @@ class Sendmail(TextBounce):
     name = "sendmail"
     needles = ("following addresses had", "transcript of session follows",
                "following addresses had permanent", "original message was received at")
+    # "had delivery problems": Sendmail 8.7-8.8 and ISPs built on it (BIGLOBE).
     start = lazy(r"(?<!-)-*+ ?the following addresses had (?:permanent fatal|transient "
-                       r"non-fatal|permanent|transient)? ?errors ?-*[^\n]*\n", I)
+                 r"non-fatal|permanent|transient|delivery)? ?(?:errors|problems) ?-*[^\n]*\n",
+                 I)
     stop = lazy(r"^[ \t]*-++ ?(?:transcript of session|original message|"
                       r"message header|returned message|the following addresses had)", I | M)
     delayed = lazy(r"transient non-fatal|warning: could not send|will keep trying|"
                          r"^warning:", I | M)
+
+    def section(self, text: str) -> str | None:
+        """The address block; "" when there is none but a transcript (its lines list)."""
+        sec = TextBounce.section(self, text)
+        if sec is None and _TRANSCRIPT.search(text):
+            return ""
+        return sec
 
     def match(self, s: Sniff) -> bool:
         """Sendmail's block headings."""
@@ -54,13 +71,27 @@ class Sendmail(TextBounce):
     def recipients(self, msg: Part, s: Sniff, section: str, action: str) -> list:
         """Addresses of the block; the transcript supplies a missing reason."""
         own = s.own
-        pairs = address_paragraphs(section, own)
+        pairs = address_paragraphs(section, own, echo=s.echo)
         transcript = ""
         m = _TRANSCRIPT.search(s.text)
         if m:
             rest = s.text[m.end():]
             e = _DASHES.search(rest)
             transcript = rest[: e.start()] if e else rest[:4000]
+        if not pairs and transcript:
+            # No address block (Sendmail 5 and other pre-DSN versions): the transcript's
+            # own error lines are the list, "554 <a@b>... 550 Host unknown".
+            pairs, hosts = _error_lines(transcript)
+            if not pairs and hosts:
+                pairs = _by_host(hosts, returned_original(msg, s.text))
+            if pairs:
+                return [rcpt(a, d, action=action) for a, d in pairs]
+        if not pairs and transcript:
+            # The SMTP dialogue: refused RCPTs, or every accepted one of a refused DATA.
+            dialogue = [("in" if t[:3] == ">>>" else "out", t[3:].strip())
+                        for t in (x.strip() for x in transcript.split("\n")[:500])
+                        if t[:3] in (">>>", "<<<")]
+            pairs = [(a, "") for a, _ in session_failures(dialogue)[1] if usable_address(a)]
         if not pairs and transcript:
             for a in _RCPT.findall(transcript):
                 if ADDRESS.fullmatch(a):
@@ -84,6 +115,91 @@ class Sendmail(TextBounce):
             d = d.replace("(reason:", "").rstrip(")") if d else d
             out.append(rcpt(a, d, action=action))
         return out
+
+
+def _error_lines(transcript: str) -> tuple:
+    """([(address, reason)], [(host, reason)]) from a transcript's 4xx/5xx error lines.
+
+    Sendmail writes one line per failed recipient or host, the reply code first and
+    "..." after the name::
+
+        554 <user@example.org>... 550 Host unknown (Authoritative answer from name server)
+        550 <user@example.co.jp>... User unknown
+        421 example.com (smtp)... Deferred: Connection timed out with example.com
+
+    The transcript's own ">>>"/"<<<" SMTP dialogue is left to the caller.
+    """
+    pairs = []
+    hosts = []
+    for line in transcript.split("\n")[:500]:
+        t = line.strip()
+        if len(t) < 8 or t[0] not in "45" or not t[:3].isdigit() or t[3] not in " -":
+            continue
+        i = t.find("...", 4)
+        if i < 0:
+            continue
+        head = t[4:i].split()
+        if not head:
+            continue
+        reason = t[i + 3 :].strip()
+        who = clean_address(head[-1])
+        if who and "@" in who:
+            if usable_address(who) and all(who.lower() != a.lower() for a, _ in pairs):
+                said = _session(transcript, who)
+                pairs.append((who, f"{reason} ({said})" if said else reason))
+        elif len(head) >= 2 and head[-1].startswith("("):
+            hosts.append((head[-2].rstrip(".").lower(), t[4:]))  # "example.com (smtp)"
+    return pairs, hosts
+
+
+def _session(transcript: str, address: str) -> str:
+    """The ">>> command / <<< reply" lines of the session that delivered to ``address``.
+
+    They are the evidence of which SMTP phase failed (">>> DATA / <<< 550" is about the
+    message).  The session ("While talking to HOST:") is the one whose commands name the
+    address, else the one talking to its domain or a host under it.
+    """
+    domain = address.rsplit("@", 1)[-1].lower()
+    by_host = ""
+    low = transcript.lower()
+    i = low.find("while talking to ")
+    n = 0
+    while i >= 0 and n < 50:
+        n += 1
+        nl = low.find("\n", i)
+        host = low[i + 17 : nl if nl >= 0 else len(low)].strip().rstrip(":.")
+        said = []
+        for line in transcript[nl + 1 :].split("\n")[:20] if nl >= 0 else ():
+            t = line.strip()
+            if not t.startswith((">>>", "<<<")):
+                break
+            said.append(t)
+        text = " ".join(said)
+        if address.lower() in text.lower():
+            return text
+        if not by_host and (host == domain or host.endswith("." + domain)):
+            by_host = text
+        i = low.find("while talking to ", i + 17)
+    return by_host
+
+
+def _by_host(hosts: list, original: Part | None) -> list:
+    """The returned message's recipients at the hosts the transcript failed on.
+
+    "421 example.com (smtp)... Deferred" names the destination, not the address; the
+    copy's To:/Cc: addresses at that domain are the ones that were being delivered.
+    """
+    if original is None:
+        return []
+    out = []
+    for name in ("to", "cc"):
+        for m in ADDRESS.finditer((original.get(name) or "")[:2000]):
+            a = clean_address(m.group(0))
+            domain = a.rsplit("@", 1)[-1].lower() if a else ""
+            for host, reason in hosts:
+                if domain == host and all(a.lower() != b.lower() for b, _ in out):
+                    out.append((a, reason))
+    return out
 
 
 DETECTOR = Sendmail()

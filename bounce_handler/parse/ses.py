@@ -1,4 +1,4 @@
-"""Amazon SES bounce and complaint notifications (the JSON SES mails via SNS/email).
+r"""Amazon SES bounce and complaint notifications (the JSON SES mails via SNS/email).
 
 Matches a body such as::
 
@@ -9,7 +9,8 @@ Matches a body such as::
      "sender@example.com","messageId":"...","commonHeaders":{"subject":"Hello"}}}
 
 ``notificationType: Complaint`` gives kind complaint with ``complainedRecipients``.  SES's
-ordinary bounces to the envelope sender are RFC 3464 DSNs and read by rfc3464.
+ordinary bounces to the envelope sender are RFC 3464 DSNs and read by rfc3464.  Long
+lines broken in transit ("...","!\n Content-Transfer-Encoding") are joined again.
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ class SES:
 
         text = s.text
         i, j = text.find("{"), text.rfind("}")
-        try:
-            data = json.loads(text[i : j + 1])
-            if "Message" in data and isinstance(data["Message"], str):
-                data = json.loads(data["Message"])  # SNS envelope around the notification
-        except ValueError:
+        data = _load(json, text[i : j + 1])
+        if not isinstance(data, dict):
             return None
+        if isinstance(data.get("Message"), str):
+            data = _load(json, data["Message"])  # SNS envelope around the notification
+            if not isinstance(data, dict):
+                return None
         ntype = str(data.get("notificationType") or data.get("eventType") or "").lower()
         mail = data.get("mail") or {}
         sender = clean_address(str(mail.get("source") or "")) or None
@@ -67,6 +69,28 @@ class SES:
                             action=r.get("action") or ("delayed" if temporary else "failed")))
         mta = str(b.get("reportingMTA") or "").split(";")[-1].strip() or None
         return Hit(out, sender=sender, reporting_mta=mta) if out else None
+
+
+def _load(json, text: str):
+    r"""The JSON document, or None; undoes the line wrapping SNS's mails suffer.
+
+    SNS mails the notification as one long line; a mail system enforcing a line-length
+    limit (Sendmail's "L" option) breaks it with "!" + newline + blank
+    (``{"name":"!\n Content-Transfer-Encoding"``); others re-wrap at 76 columns with a
+    bare newline.  A raw newline cannot occur inside a JSON string, so where the document
+    does not parse, those are the wrapping.
+    """
+    for repair in (None, "!\n ", "\n"):
+        if repair is not None:
+            if repair not in text:
+                continue
+            # A plain newline inside a string is a wrap too (76-column re-wrapping).
+            text = text.replace(repair, "")
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+    return None
 
 
 DETECTOR = SES()

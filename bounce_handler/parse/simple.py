@@ -23,12 +23,15 @@ from bounce_handler.parse.base import (
     before_original,
     notice_like,
     rcpt,
+    still_retrying,
 )
 from bounce_handler.parse.lazyre import I, M, lazy
 from bounce_handler.parse.mime import Part
 from bounce_handler.parse.textbounce import TextBounce
 
-_CONTACT = lazy(r"^(?:postmaster|mailer-daemon|abuse|hostmaster|webmaster|help|"
+# Addresses a notice offers for questions.  Not postmaster@: a postmaster address is
+# as deliverable as any other, and bounces for it are real (BIGLOBE, Postfix aliases).
+_CONTACT = lazy(r"^(?:mailer-daemon|abuse|hostmaster|webmaster|help|"
                       r"support|noreply|no-reply)@", I)
 
 
@@ -63,7 +66,7 @@ class Simple(TextBounce):
     def recipients(self, msg: Part, s: Sniff, section: str, action: str) -> list:
         """Report listed addresses minus the notice's own and the contacts it names."""
         own = s.own
-        return [rcpt(a, d, action=action) for a, d in address_paragraphs(section, own, True)
+        return [rcpt(a, d, action=action) for a, d in address_paragraphs(section, own, True, s.echo)
                 if not _CONTACT.match(a)]
 
     def section(self, text: str) -> str | None:
@@ -78,8 +81,7 @@ class Simple(TextBounce):
 
     def is_delayed(self, s: Sniff, section: str) -> bool:
         """Delay wording only counts in the subject or the first lines."""
-        d = self.delayed
-        return bool(d.search(s.subject) or d.search(s.text[:600]))
+        return still_retrying(self.delayed, s.subject, s.text[:600])
 
 
 DETECTOR = Simple()

@@ -17,6 +17,7 @@ from bounce_handler.parse.base import (
     clean_address,
     find_address,
     rcpt,
+    still_retrying,
 )
 from bounce_handler.parse.lazyre import LazyPattern
 from bounce_handler.parse.mime import Part, parse_headers, split_head
@@ -99,7 +100,7 @@ class TextBounce:
         """[Recipient] from the section; formats with odd layouts override this."""
         own = s.own
         return [rcpt(a, d, action=action)
-                for a, d in address_paragraphs(section, own, self.inline)]
+                for a, d in address_paragraphs(section, own, self.inline, s.echo)]
 
     def scan(self, msg: Part, s: Sniff) -> Hit | None:
         """Recipients listed in the section, None when there is none."""
@@ -118,9 +119,8 @@ class TextBounce:
                    reporting_mta=self.reporting_mta(s))
 
     def is_delayed(self, s: Sniff, section: str) -> bool:
-        """Tell whether the notice says "still retrying" (in its subject or its opening lines)."""
-        d = self.delayed
-        return d is not None and bool(d.search(s.subject) or d.search(s.text[:2000]))
+        """Tell whether the notice says "still retrying" (``base.still_retrying``)."""
+        return still_retrying(self.delayed, s.subject, s.text[:2000])
 
     def reporting_mta(self, s: Sniff) -> str | None:
         """Return the host the notice comes from (the domain of its From: address)."""

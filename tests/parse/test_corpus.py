@@ -107,6 +107,73 @@ EXPECTED = {
         ("sieve.user@example.com", "5.2.0", "filtered", False)]),
     "autoreply_01.eml": ("autoreply", "autoreply", []),
     "autoreply_02.eml": ("autoreply", "autoreply", []),
+    # Issue 15, which recipients a bounce yields.  A report whose MIME is broken (the
+    # boundary before the delivery-status part indented): its fields are read as text,
+    # the delayed recipient included.
+    "rfc3464_02.eml": ("bounce", "rfc3464", [
+        ("gone@dept.example.org", "5.1.1", "userunknown", True),
+        ("slow@far.example.net", "4.4.1", "networkerror", None),
+        ("full@dept.example.org", "5.2.2", "mailboxfull", False)]),
+    # The Final-Recipient is who failed (an alias expanded to kim@; team@ is kept as
+    # original_address); a quoted local part keeps its quotes; a Final-Recipient at a
+    # bare internal host ("lee@hub") gives way to the Original-Recipient.
+    "postfix_11.eml": ("bounce", "rfc3464", [
+        ("kim@mail.example.net", "5.1.1", "userunknown", True),
+        ('"john..doe"@example.net', "5.1.1", "userunknown", True),
+        ("ops@example.net", "5.2.2", "mailboxfull", False)]),
+    # Postfix smtpd's transcript: a refused RCPT, and a refused DATA failing both
+    # recipients accepted before it.
+    "postfix_12.eml": ("bounce", "postfix_transcript", [
+        ("ghost@example.net", "5.1.1", "userunknown", True),
+        ("ann@example.net", "5.7.1", "spamdetected", False),
+        ("bert@example.net", "5.7.1", "spamdetected", False)]),
+    # Sendmail 5: no address block, the transcript's error lines are the list ...
+    "sendmail_03.eml": ("bounce", "sendmail", [
+        ("nobody@example.org", "5.1.1", "userunknown", True),
+        ("anyone@unreachable.example", "5.1.2", "hostunknown", True)]),
+    # ... or only the host failed: the returned copy's recipient at that host.
+    "sendmail_04.eml": ("bounce", "sendmail", [
+        ("patient@slow.example", "5.4.0", "networkerror", False)]),
+    # Sendmail 8 whose MIME header was lost: the report's fields in the text.
+    "sendmail_05.eml": ("bounce", "rfc3464", [
+        ("ops@host.example.com", "4.4.7", "expired", False)]),
+    # Exim items naming no address ("save to /var/mail/carol", a bare "dave") take
+    # X-Failed-Recipients'; the sender's own address (the notice's To:) failed too.
+    "exim_03.eml": ("bounce", "exim", [
+        ("alerts@customer.example.org", "5.1.1", "userunknown", True),
+        ("dave@example.net", "5.1.1", "userunknown", True),
+        ("carol@example.org", "5.2.2", "mailboxfull", False)]),
+    # The sender named in the explanation under the failed address is not a recipient.
+    "exim_04.eml": ("bounce", "exim", [
+        ("pat@example.co.uk", "5.7.1", "rejected", False)]),
+    # Exim's DSN: "Final-Recipient: rfc822;|/usr/local/bin/autoresponder ..." is a pipe.
+    "exim_05.eml": ("bounce", "rfc3464", [
+        ("rosa@example.com", "5.0.0", "mailererror", False)]),
+    "xfailed_01.eml": ("bounce", "xfailed", [  # Google Groups: not the greeted sender
+        ("board-members@googlegroups.com", None, "undefined", False)]),
+    "james_01.eml": ("bounce", "james", [
+        ("5555550123@vtext.example", "5.1.1", "userunknown", True)]),
+    "kddi_01.eml": ("bounce", "kddi", [
+        ("yuki@ab12cd34ef56.dion.example", "5.2.2", "mailboxfull", False)]),
+    "fml_01.eml": ("bounce", "fml", [  # the list refused a non-member's post
+        ("club@lists.example.jp", None, "undefined", False)]),
+    "mimecast_01.eml": ("bounce", "mimecast", [  # not the sender its intro names
+        ("vera@corp.example.au", "5.1.1", "userunknown", True)]),
+    "forwarded_01.eml": ("bounce", "forwarded", [  # a report pasted into a text notice
+        ("wendy@example.net", "5.1.1", "userunknown", True)]),
+    "zoho_02.eml": ("bounce", "zoho", [
+        ("xavier@example.jp", "5.1.1", "userunknown", True)]),
+    "ses_03.eml": ("bounce", "ses", [  # the JSON broken by "!\n " line wrapping
+        ("yolanda@example.com", "5.1.1", "userunknown", True)]),
+    # OpenSMTPD's expired envelope: "delayed" in its subject and Action, final in words.
+    "opensmtpd_03.eml": ("bounce", "rfc3464", [
+        ("nadia@gone-dark.example", "4.4.7", "expired", False)]),
+    # The returned headers pasted after a dashed line: not their Message-Id, not the
+    # copy's other recipients.
+    "simple_01.eml": ("bounce", "simple", [
+        ("filtered-user@mobile.example", "5.2.0", "filtered", False)]),
+    "foreign_05.eml": ("bounce", "foreign", [  # m-FILTER: up to "original mail info"
+        ("rejected@example.co.jp", "5.4.1", "networkerror", False)]),
 }
 
 NOT_BOUNCES = sorted(p.name for p in (DATA / "not").glob("*.eml"))
@@ -174,6 +241,32 @@ def test_postfix_bounce_attributes_sender_and_sasl_login():
 def test_postmaster_copies_are_attributed_to_the_original_sender(name, sender, login):
     r = parse((DATA / name).read_bytes())
     assert (r.original.sender, r.original.sasl_login) == (sender, login)
+
+
+def test_final_and_original_recipient_are_both_kept():
+    r = parse((DATA / "postfix_11.eml").read_bytes())
+    kim, john, ops = r.recipients
+    assert (kim.address, kim.original_address, kim.final_address) == (
+        "kim@mail.example.net", "team@example.net", None)
+    assert (ops.address, ops.original_address, ops.final_address) == (
+        "ops@example.net", "ops@example.net", "lee@hub")
+    assert john.original_address == '"john..doe"@example.net'
+
+
+def test_pipe_final_recipient_is_kept_beside_the_address():
+    [r] = parse((DATA / "exim_05.eml").read_bytes()).recipients
+    assert r.final_address == "|/usr/local/bin/autoresponder rosa@example.com"
+
+
+def test_expired_envelope_is_final_although_called_delayed():
+    [r] = parse((DATA / "opensmtpd_03.eml").read_bytes()).recipients
+    assert r.action == "failed"
+
+
+def test_refused_data_fails_the_accepted_recipients_with_the_reply():
+    r = parse((DATA / "postfix_12.eml").read_bytes())
+    assert r.original.sender == "mallory@client.example.org"
+    assert [x.diagnostic for x in r.recipients[1:]] == ["550 5.7.1 Message content rejected"] * 2
 
 
 def test_global_dsn_keeps_utf8_addresses():

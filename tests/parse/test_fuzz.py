@@ -76,3 +76,29 @@ def test_hostile_long_lines_stay_linear():
     _check(NOTICE + b"Your message to " + b"a" * 60_000 + b" couldn't be delivered\n")
     _check(NOTICE + b"following addresses had permanent fatal errors\n" + b"\n \n" * 30_000)
     _check(NOTICE + b"\n" * 60_000 + b"x")  # also bounded in the flufl fallback
+
+
+def test_hostile_inputs_of_the_recipient_rules_stay_linear():
+    # The worst input of each pattern and scanner the recipient rules added (issue 15).
+    daemon = b"From: MAILER-DAEMON@x.example\nSubject: Undelivered Mail\n"
+    _check(NOTICE + b"ERROR CODE :\na@b" + b" " * 60_000 + b"x\n")  # zoho's line
+    _check(NOTICE + b"ERROR_CODE :\n" + b"a@" * 30_000 + b", ERROR_CODE :1\n")
+    _check(b"Subject: Postfix SMTP server: errors\n\n In:" + b" " * 60_000 + b"x\n"
+           + b" Out: 550 x\n In:  RCPT TO:<a@b.c>\n" * 5_000)  # transcript dialogue
+    _check(NOTICE + b"delayed mail\ncould not be delivered for " + b"1" * 60_000)
+    _check(NOTICE + b"final-recipient: multipart/report\n" + b"From x\n" * 30_000)
+    _check(NOTICE + b"Received:" + b" " * 60_000 + b"x")  # ORIGINAL_MARKER's headers
+    _check(NOTICE + b"----- Transcript of session follows -----\n550 " + b"a" * 60_000)
+    _check(NOTICE + b"----- Transcript of session follows -----\n"
+           + b"while talking to x:\n>>> DATA\n" * 3_000 + b"550 <a@x>... x\n" * 500)
+    _check(NOTICE + b"The following recipients failed:\n a@b.c\n" + b"550-a@b.c\n" * 30_000)
+    _check(b"Content-Type: text/plain;\n" + b"a=b\n" * 200_000 + b"\nx")  # lost folding
+    _check(daemon + b"Content-Type: multipart/report; boundary=z\n\n"
+           + b"Final-Recipient: rfc822; a@b.c\nAction: failed\n\n" * 3_000)  # raw fields
+    _check(b"X-Failed-Recipients: " + b"a@b.c, " * 100_000 + b"\n\nhi")
+    _check(b"X-Failed-Recipients: a@b.c\n" + daemon
+           + b"\nThe following address(es) failed:\n" + b"  save to x\n" * 30_000)
+    _check(NOTICE + b"Message details:\n  RCPT TO: " + b"a@b.c " * 20_000 + b"\n")
+    _check(NOTICE + b"-- a@b.c\n" * 20_000 + b"The problem appears to be")
+    _check(NOTICE + b"Final-Recipient: rfc822; \"" + b"a" * 60_000 + b"\"@b\n")
+    _check(b"Subject: x\n\n{\"notificationType\":\"Bounce\"" + b"!\n " * 30_000 + b"}")

@@ -63,7 +63,9 @@ def test_dsn_groups_split_on_blank_lines_and_on_repeated_fields():
     assert _addr("utf-8; j\\x{00FC}rgen@example.de") == "jürgen@example.de"
 
 
-def test_original_recipient_is_the_address_the_sender_used():
+def test_final_recipient_is_reported_with_the_original_beside_it():
+    # The list address the sender wrote is alive; the member it expanded to is what
+    # failed (issue 15: report the Final-Recipient, keep the Original-Recipient).
     raw = (b"From: MAILER-DAEMON@x.example\nSubject: Undeliverable\n"
            b"Content-Type: multipart/report; report-type=delivery-status; boundary=z\n\n"
            b"--z\nContent-Type: message/delivery-status\n\n"
@@ -72,5 +74,5 @@ def test_original_recipient_is_the_address_the_sender_used():
            b"Final-Recipient: rfc822;member@internal.example.org\n"
            b"Action: failed\nStatus: 5.2.2\n--z--\n")
     [r] = parse(raw).recipients
-    assert (r.address, r.final_address, r.reason) == (
-        "list@example.org", "member@internal.example.org", "mailboxfull")
+    assert (r.address, r.original_address, r.final_address, r.reason) == (
+        "member@internal.example.org", "list@example.org", None, "mailboxfull")
