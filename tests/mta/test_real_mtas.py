@@ -43,9 +43,19 @@ def lab_unavailable() -> str | None:
     return None
 
 
+def selected_mtas(session) -> list[str]:
+    """The MTAs the selected tests of this module ask for (``-k exim`` starts only Exim)."""
+    wanted = set()
+    for item in session.items:
+        callspec = getattr(item, "callspec", None)
+        if callspec and item.get_closest_marker("mta") and "mta" in callspec.params:
+            wanted.add(callspec.params["mta"])
+    return [m for m in MTAS if m in wanted]
+
+
 @pytest.fixture(scope="session")
-def mta_runs():
-    """Every available MTA put through every case, once (run_all), then torn down."""
+def mta_runs(request):
+    """Every selected MTA put through every case, once (run_all), then torn down."""
     from tests.support.mta.drivers import run_all
 
     why = lab_unavailable()
@@ -53,7 +63,7 @@ def mta_runs():
     runs = {}
     if why is None:
         ready = []
-        for d in drivers(MTAS):
+        for d in drivers(selected_mtas(request.session)):
             reason = d.unavailable()
             if reason:
                 unavailable[d.name] = reason
