@@ -13,7 +13,8 @@ so everything below happens inside fresh namespaces and nothing touches the host
   ``gethostname()`` is not an FQDN);
 - **mounts**: ``/etc/resolv.conf``, ``/etc/hosts``, ``/etc/passwd`` and ``/etc/group`` are
   replaced by private copies (the MTA's system users exist only here), and the lab may put
-  tmpfs or bind mounts over paths an unpacked package has compiled in (OpenSMTPD's spool);
+  tmpfs, overlay or bind mounts over paths an unpacked package has compiled in
+  (OpenSMTPD's /var/spool/smtpd, /var/lib/opensmtpd/empty and /run/smtpd.sock);
 - **PID**: when this process dies every MTA process started in the namespace dies with it,
   so a crashed test leaves no daemon behind.
 
@@ -29,7 +30,8 @@ Then it serves the fake Internet the MTA delivers to, described by ``LAB_DIR/lab
   127.0.0.4:25 greets with a 421 and hangs up (a host that is always busy).
 
 Only the standard library and aiosmtpd: this file runs as a script, not inside pytest.
-Every SMTP exchange is logged to ``LAB_DIR/remote.log``.
+Every SMTP exchange and DNS answer is logged to ``LAB_DIR/remote.log``.  ``net.py --send``
+(run inside a lab with nsenter) submits one message described by JSON on stdin.
 """
 
 from __future__ import annotations
