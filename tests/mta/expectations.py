@@ -78,9 +78,6 @@ _BANNER = ("classify: a 554 5.7.1 greeting 'not accepting mail from your host: b
            "(connect phase, the sending host refused) is read as 'rejected', not 'blocked'")
 _EXPIRED = ("classify: Action: failed with a 4.x.x status (the retries ran out after 421 "
             "4.3.2) is read as 'notaccept' (from X.3.2), not 'expired'")
-_OPENSMTPD_EXPIRY = ("rfc3464/kind: OpenSMTPD 6.8's expiry notice ('Delivery status "
-                     "notification: delayed', Action: delayed, Status: 4.4.7, 'Envelope "
-                     "expired') is final but read as a delay (kind 'delay', hard None)")
 KNOWN_DEFECTS: dict[tuple[str, str], str] = {
     ("postfix", "refused"): _BANNER,
     ("exim", "refused"): _BANNER,
@@ -88,8 +85,6 @@ KNOWN_DEFECTS: dict[tuple[str, str], str] = {
                              "the remote's 5.7.1 in Diagnostic-Code",
     ("postfix", "expired"): _EXPIRED,
     ("exim", "expired"): _EXPIRED + " (Exim: Status 5.0.0, 'retry timeout exceeded')",
-    ("opensmtpd", "refused"): _OPENSMTPD_EXPIRY,
-    ("opensmtpd", "expired"): _OPENSMTPD_EXPIRY,
     ("sendmail", "big"): ("status: Sendmail 8.17 maps the remote's 552 to 'Status: 5.2.2' "
                           "(mailbox full) while Diagnostic-Code says 552 5.3.4; the "
                           "diagnostic's code should win (emailtoolarge, not mailboxfull)"),
