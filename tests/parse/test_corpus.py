@@ -105,6 +105,36 @@ EXPECTED = {
         ("complainer@mailbox.example", None, "feedback", None)]),
     "mdn_01.eml": ("bounce", "mdn", [
         ("sieve.user@example.com", "5.2.0", "filtered", False)]),
+    # The SMTP phase decides: a user unknown in reply to RCPT TO is a dead mailbox; the
+    # same words in reply to end of DATA are a content filter (Japanese carriers); a
+    # multi-line Gmail reply is joined before its words are read (several From:).
+    "postfix_11.eml": ("bounce", "rfc3464", [
+        ("gone@carrier.example.jp", "5.1.1", "userunknown", True),
+        ("screened@carrier.example.jp", "5.1.1", "filtered", False),
+        ("two@from.example.net", "5.7.1", "notcompliantrfc", False)]),
+    # Courier's text part: ">>> DATA" / "<<< 550 Unknown user" (the DSN part has no phase).
+    "courier_02.eml": ("bounce", "rfc3464", [
+        ("member@mobile.example.jp", "5.0.0", "filtered", False)]),
+    # Sendmail keeps only the first line of a multi-line reply in Diagnostic-Code; the
+    # transcript has the rest ("... attachment content guidelines").
+    "sendmail_03.eml": ("bounce", "rfc3464", [
+        ("friend@gmail.example.com", "5.7.0", "policyviolation", False)]),
+    # OpenSMTPD's delay template reporting an expired envelope: a failure.
+    "opensmtpd_03.eml": ("bounce", "rfc3464", [
+        ("klant@traag.example.nl", "4.4.7", "expired", False)]),
+    # Amazon SES: "Status: 4.4.7" is its own verdict; the remote said 4.4.2.
+    "ses_03.eml": ("bounce", "rfc3464", [
+        ("later@slow.example.org", "4.4.2", "expired", False)]),
+    # Exim: refused after MAIL FROM, "Unroutable sender address": the sender, not the
+    # recipient's domain.
+    "exim_03.eml": ("bounce", "rfc3464", [
+        ("teacher@school.example.edu", "5.0.0", "rejected", False)]),
+    # DragonFly dma: "did not like our RCPT TO:", codes before the address (RFC 7505).
+    "dragonfly_01.eml": ("bounce", "simple", [
+        ("someone@nullmx.example", "5.1.10", "notaccept", True)]),
+    # Google Groups: the sender may not post (or the group is gone): never a dead address.
+    "googlegroups_01.eml": ("bounce", "googlegroups", [
+        ("announce@googlegroups.com", "5.7.1", "rejected", False)]),
     "autoreply_01.eml": ("autoreply", "autoreply", []),
     "autoreply_02.eml": ("autoreply", "autoreply", []),
 }
@@ -217,3 +247,44 @@ def test_parse_never_raises_and_reports_internal_errors(monkeypatch):
     r = parse_mod.parse(b"whatever")
     assert (r.kind, r.recipients) == ("unknown", ())
     assert r.error == "RuntimeError: detector bug"
+
+
+@pytest.mark.parametrize("name, phases", [
+    ("postfix_01.eml", ["rcpt"]),  # the text part's "(in reply to RCPT TO command)"
+    ("postfix_11.eml", ["rcpt", "data", "data"]),
+    ("courier_02.eml", ["data"]),  # ">>> DATA" in the text part
+    ("sendmail_03.eml", ["data"]),  # the transcript's command before the reply
+    ("exim_03.eml", ["mail"]),  # "after MAIL FROM:" in the text part
+    ("dragonfly_01.eml", ["rcpt"]),  # "did not like our RCPT TO:"
+    ("sendmail_01.eml", ["rcpt"]),  # ">>> RCPT To:" then "<<< 550"
+])
+def test_the_smtp_phase_is_read_from_the_notice(name, phases):
+    assert [r.phase for r in parse((DATA / name).read_bytes()).recipients] == phases
+
+
+def test_a_multi_line_reply_is_completed_from_the_transcript():
+    [r] = parse((DATA / "sendmail_03.eml").read_bytes()).recipients
+    assert r.diagnostic == (
+        "552-5.7.0 This message was blocked because its content presents a potential "
+        "552-5.7.0 security issue. Please visit 552-5.7.0 https://support.google.com/mail/"
+        "?p=BlockedMessage to review our 552 5.7.0 message content and attachment content "
+        "guidelines. a1si2 - gsmtp")
+
+
+def test_codes_before_the_address_stay_with_the_reason():
+    from bounce_handler.parse.base import address_paragraphs
+
+    section = ("The following addresses failed:\n550 5.2.2 <full@example.net>... Mailbox full"
+               "\n<<< 452 4.2.2 <b@example.net>: over quota\n")
+    assert address_paragraphs(section, None, True) == [
+        ("full@example.net", "550 5.2.2 Mailbox full"), ("b@example.net", "452 4.2.2 over quota")]
+
+
+def test_a_diagnostic_type_other_than_smtp_is_kept():
+    from bounce_handler.parse.rfc3464 import _diagnostic
+
+    assert _diagnostic("smtp; 550 5.1.1 unknown") == "550 5.1.1 unknown"
+    assert _diagnostic("X-Unix; 255") == "X-Unix; 255"
+    assert _diagnostic("X-Postfix; mail for example.com loops back to myself") == (
+        "mail for example.com loops back to myself")
+    assert _diagnostic("no type at all") == "no type at all"
