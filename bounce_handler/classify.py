@@ -107,9 +107,14 @@ REASON_TABLE = (
     ("mailererror", DESTINATION, "never",
      "The recipient's local delivery program failed (a pipe command's exit code).",
      "Nothing; the destination's administrator has to fix it."),
-    ("undefined", UNKNOWN, "never",
-     "The notice does not say why.",
+    # Sisimai 5 names a failure whose notice says nothing usable onhold (its corpus has no
+    # undefined at all); this project used undefined for it: both are the same fact.
+    ("onhold", UNKNOWN, "never",
+     "The notice says the message failed but not why.",
      "Read the diagnostic; days of it count like destination trouble (rule R2)."),
+    ("undefined", UNKNOWN, "never",
+     "The notice does not say why (the name used before onhold).",
+     "As onhold."),
     ("blocked", SENDER, "never",
      "Nothing: the sending host or its IP address is refused (a block list, a refusal of "
      "the connection).",
@@ -160,9 +165,6 @@ REASON_TABLE = (
     ("syntaxerror", SENDER, "never",
      "Nothing: the sending MTA broke the SMTP protocol (a command or argument refused).",
      "Check the sending software."),
-    ("onhold", NONE, "never",
-     "Nothing decided: the notice is held.",
-     "Nothing."),
     ("vacation", NONE, "never",
      "Nothing: an auto-reply, not a failure.",
      "Nothing."),
@@ -500,7 +502,9 @@ WORDS = (
                      "user not known", "not known here", "invalid final delivery",
                      "final email delivery point", "did not exactly match",
                      "wasn't found at the destination", "n'existe pas", "existiert nicht",
-                     "no existe", "not listed in domino directory")),
+                     "no existe", "not listed in domino directory",
+                     # Lotus Notes (Japanese): "not in the directory's list".
+                     "ディレクトリのリストにありません")),
     # "timed out" alone is a network symptom (below); only queue/retry timeouts expire.
     ("expired", ("expired", "retry timeout", "queue timeout", "delivery timeout",
                  "too long in the queue", "too long in queue", "been in the queue too long",
@@ -515,7 +519,7 @@ WORDS = (
                       "no route to host", Word("dns"), "establish an smtp connection",
                       "could not connect", "unable to connect", "cannot connect",
                       "not responding", "did not accept our requests to connect",
-                      "socket error",
+                      "socket error", "could not find a gateway",
                       # Loops, as X.4.6 "Routing loop detected" (Microsoft: "554 5.4.14
                       # Hop count exceeded - possible mail loop").
                       "loops back to myself", "mail loop", "too many hops", "routing loop",
@@ -804,7 +808,7 @@ def _expiry(ev: Evidence, reason: str, status: str | None) -> str:
     # server did not accept our requests to connect.").  A cause that names something
     # more specific (a full mailbox, a throttle) stays.
     temporary = (status or "")[:1] == "4"
-    if SIDE.get(reason) not in (DESTINATION, UNKNOWN) and reason != "onhold" and not (
+    if SIDE.get(reason) not in (DESTINATION, UNKNOWN) and not (
             # A routing or DNS failure that stayed temporary until the end ("4.4.4
             # Temporary server error ... after 30 attempt(s)") says nothing of the domain.
             temporary and reason in ("hostunknown", "notaccept")):
@@ -875,18 +879,18 @@ def decide(
             rule = name
             break
     if reason is None:
-        reason, rule = "undefined", "nothing said"
+        reason, rule = "onhold", "nothing said"
     for name, _, step in ADJUST:
         changed = step(ev, reason, code)
         if changed != reason:
             reason, rule = changed, rule + " + " + name
 
-    if not code and reason not in ("delivered", "undefined"):
+    if not code and reason not in ("delivered", "onhold", "undefined"):
         inferred = REASON_STATUS.get(reason)
         if inferred:
             first = "4" if (ev.action == "delayed" or (ev.reply or "5")[0] == "4") else "5"
             code = first + inferred[1:]
-    elif not code and reason == "undefined" and ev.reply:
+    elif not code and reason in ("onhold", "undefined") and ev.reply:
         code = ev.reply[0] + ".0.0"
 
     if ev.action in _NON_FAILURE:

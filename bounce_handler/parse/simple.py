@@ -63,8 +63,8 @@ class Simple(TextBounce):
     def recipients(self, msg: Part, s: Sniff, section: str, action: str) -> list:
         """Report listed addresses minus the notice's own and the contacts it names."""
         own = s.own
-        return [rcpt(a, d, action=action) for a, d in address_paragraphs(section, own, True)
-                if not _CONTACT.match(a)]
+        return [rcpt(a, d or _words_before(section, a), action=action)
+                for a, d in address_paragraphs(section, own, True) if not _CONTACT.match(a)]
 
     def section(self, text: str) -> str | None:
         """After the first failure sentence; the whole notice when that names nobody.
@@ -80,6 +80,28 @@ class Simple(TextBounce):
         """Delay wording only counts in the subject or the first lines."""
         d = self.delayed
         return bool(d.search(s.subject) or d.search(s.text[:600]))
+
+
+def _words_before(section: str, address: str) -> str:
+    """The lines just above an address that has no text after it (at most three).
+
+    Lotus Notes puts the reason on the line above ("------- Failure Reasons --------" /
+    reason / address); KDDI's and other notices say why before "The following recipients
+    did not receive this message:".  Lines naming another address end the search.
+    """
+    i = section.lower().find(address.lower())
+    if i < 0:
+        return ""
+    out = []
+    for line in reversed(section[:i].split("\n")[-8:]):
+        line = line.strip(" \t<>\"'")
+        if "@" in line:
+            break
+        if line.strip("-=*_ "):
+            out.append(line)
+            if len(out) == 3:
+                break
+    return " ".join(reversed(out))
 
 
 DETECTOR = Simple()

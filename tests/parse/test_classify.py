@@ -183,8 +183,10 @@ RULES = [
      ("4.0.0", "systemerror", None, "reply code")),
     ("RFC 5321 551 User not local", None, "551 User not local; please try <b@c>", None,
      None, None, ("5.1.6", "hasmoved", True, "reply code")),
-    ("Nothing at all", None, None, None, None, None, (None, "undefined", False,
-                                                     "nothing said")),
+    # Sisimai's name for "the notice does not say why" (it never gives undefined).
+    ("Nothing at all", None, None, None, None, None, (None, "onhold", False, "nothing said")),
+    ("Lotus Notes: words that name no reason", None, "------- Failure Reasons -------- "
+     "Error (as a test message)", None, None, None, (None, "onhold", False, "nothing said")),
 ]
 
 
@@ -316,10 +318,10 @@ def test_every_table_reason_is_in_the_vocabulary():
 
 def test_sender_side_is_what_never_counts():
     assert set(SENDER_SIDE) >= {"blocked", "spamdetected", "emailtoolarge", "rejected",
-                                "norelaying", "onhold", "feedback", "delivered"}
+                                "norelaying", "feedback", "delivered", "vacation"}
     assert not set(SENDER_SIDE) & {"userunknown", "hostunknown", "hasmoved", "notaccept",
                                    "mailboxfull", "suspend", "filtered", "expired",
-                                   "networkerror", "undefined"}
+                                   "networkerror", "undefined", "onhold"}
     assert {"toomanyconn", "speeding", "mesgtoobig", "exceedlimit"} <= set(SENDER_SIDE)
 
 

@@ -73,7 +73,7 @@ EXPECTED = {
     "office365_02.eml": ("bounce", "office365", [
         ("shopper@hotmail.example", "5.7.1", "blocked", False)]),
     "outlook_01.eml": ("bounce", "outlook", [
-        ("inactive.user@hotmail.example", None, "undefined", False)]),
+        ("inactive.user@hotmail.example", None, "onhold", False)]),
     "gmail_01.eml": ("bounce", "gmail", [
         ("lost@example.org", "5.1.1", "userunknown", True)]),
     "gmail_02.eml": ("delay", "rfc3464", [
