@@ -135,6 +135,9 @@ EXPECTED = {
     # Google Groups: the sender may not post (or the group is gone): never a dead address.
     "googlegroups_01.eml": ("bounce", "googlegroups", [
         ("announce@googlegroups.com", "5.7.1", "rejected", False)]),
+    # Lotus Notes: the reason stands on the line above the address.
+    "notes_01.eml": ("bounce", "simple", [
+        ("sato@notes.example.co.jp", "5.1.1", "userunknown", True)]),
     "autoreply_01.eml": ("autoreply", "autoreply", []),
     "autoreply_02.eml": ("autoreply", "autoreply", []),
 }
@@ -288,3 +291,16 @@ def test_a_diagnostic_type_other_than_smtp_is_kept():
     assert _diagnostic("X-Postfix; mail for example.com loops back to myself") == (
         "mail for example.com loops back to myself")
     assert _diagnostic("no type at all") == "no type at all"
+
+
+def test_a_reason_above_a_bare_address_is_read():
+    from bounce_handler.parse.simple import _words_before
+
+    section = ("Your message was not delivered within 0 days and 1 hours.\n"
+               "Remote host is not responding.\n\n"
+               "The following recipients did not receive this message:\n\n<a@b.example>\n")
+    assert _words_before(section, "a@b.example") == (
+        "Your message was not delivered within 0 days and 1 hours. Remote host is not "
+        "responding. The following recipients did not receive this message:")
+    # Another address's lines are not borrowed.
+    assert _words_before("x@y.example: mailbox full\nz@w.example\n", "z@w.example") == ""
