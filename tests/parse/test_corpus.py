@@ -108,7 +108,7 @@ EXPECTED = {
     # The SMTP phase decides: a user unknown in reply to RCPT TO is a dead mailbox; the
     # same words in reply to end of DATA are a content filter (Japanese carriers); a
     # multi-line Gmail reply is joined before its words are read (several From:).
-    "postfix_11.eml": ("bounce", "rfc3464", [
+    "postfix_21.eml": ("bounce", "rfc3464", [
         ("gone@carrier.example.jp", "5.1.1", "userunknown", True),
         ("screened@carrier.example.jp", "5.1.1", "filtered", False),
         ("two@from.example.net", "5.7.1", "notcompliantrfc", False)]),
@@ -117,17 +117,17 @@ EXPECTED = {
         ("member@mobile.example.jp", "5.0.0", "filtered", False)]),
     # Sendmail keeps only the first line of a multi-line reply in Diagnostic-Code; the
     # transcript has the rest ("... attachment content guidelines").
-    "sendmail_03.eml": ("bounce", "rfc3464", [
+    "sendmail_21.eml": ("bounce", "rfc3464", [
         ("friend@gmail.example.com", "5.7.0", "policyviolation", False)]),
     # OpenSMTPD's delay template reporting an expired envelope: a failure.
-    "opensmtpd_03.eml": ("bounce", "rfc3464", [
+    "opensmtpd_21.eml": ("bounce", "rfc3464", [
         ("klant@traag.example.nl", "4.4.7", "expired", False)]),
     # Amazon SES: "Status: 4.4.7" is its own verdict; the remote said 4.4.2.
-    "ses_03.eml": ("bounce", "rfc3464", [
+    "ses_21.eml": ("bounce", "rfc3464", [
         ("later@slow.example.org", "4.4.2", "expired", False)]),
     # Exim: refused after MAIL FROM, "Unroutable sender address": the sender, not the
     # recipient's domain.
-    "exim_03.eml": ("bounce", "rfc3464", [
+    "exim_21.eml": ("bounce", "rfc3464", [
         ("teacher@school.example.edu", "5.0.0", "rejected", False)]),
     # DragonFly dma: "did not like our RCPT TO:", codes before the address (RFC 7505).
     "dragonfly_01.eml": ("bounce", "simple", [
@@ -254,10 +254,10 @@ def test_parse_never_raises_and_reports_internal_errors(monkeypatch):
 
 @pytest.mark.parametrize("name, phases", [
     ("postfix_01.eml", ["rcpt"]),  # the text part's "(in reply to RCPT TO command)"
-    ("postfix_11.eml", ["rcpt", "data", "data"]),
+    ("postfix_21.eml", ["rcpt", "data", "data"]),
     ("courier_02.eml", ["data"]),  # ">>> DATA" in the text part
-    ("sendmail_03.eml", ["data"]),  # the transcript's command before the reply
-    ("exim_03.eml", ["mail"]),  # "after MAIL FROM:" in the text part
+    ("sendmail_21.eml", ["data"]),  # the transcript's command before the reply
+    ("exim_21.eml", ["mail"]),  # "after MAIL FROM:" in the text part
     ("dragonfly_01.eml", ["rcpt"]),  # "did not like our RCPT TO:"
     ("sendmail_01.eml", ["rcpt"]),  # ">>> RCPT To:" then "<<< 550"
 ])
@@ -266,7 +266,7 @@ def test_the_smtp_phase_is_read_from_the_notice(name, phases):
 
 
 def test_a_multi_line_reply_is_completed_from_the_transcript():
-    [r] = parse((DATA / "sendmail_03.eml").read_bytes()).recipients
+    [r] = parse((DATA / "sendmail_21.eml").read_bytes()).recipients
     assert r.diagnostic == (
         "552-5.7.0 This message was blocked because its content presents a potential "
         "552-5.7.0 security issue. Please visit 552-5.7.0 https://support.google.com/mail/"
