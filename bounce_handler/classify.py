@@ -408,6 +408,11 @@ STRONG_WORDS = (
                     "not permitted to relay", "unable to relay", "we do not relay",
                     "no relaying", "relaying prohibited", "relay not allowed",
                     "relaying not allowed")),
+    # RFC 3464 §2.3.6 diagnostic type "X-Unix": the output or exit code of a local
+    # delivery program (Sendmail's prog mailer, Postfix pipe(8)), not an SMTP reply:
+    # 'x-unix; procmail: Couldn't create "/var/spool/mail/u"' whatever the status says
+    # (after the quota words: "x-unix; ...: Disk quota exceeded" is a full mailbox).
+    ("mailererror", ("x-unix;",)),
 )
 
 # The wording table for everything else, first match wins, ordered from most to least
@@ -421,6 +426,11 @@ WORDS = (
                   # GoDaddy: "550 5.2.0 <s@x> From: Domain is invalid. Please provide a
                   # valid From: IB506".
                   "provide a valid from",
+                  # Mailing lists (fml, Mailman): the sender may not post.
+                  "you are not a member", "not a member of this",
+                  # Amazon SES: "554 Message rejected: Email address is not verified. The
+                  # following identities failed the check".
+                  "identities failed the check",
                   # AOL: "not accepting mail from sender@x": this recipient refuses this
                   # sender (its block list), not every sender (that would be notaccept).
                   "not accepting mail from")),
@@ -444,7 +454,9 @@ WORDS = (
                  "account is locked", "account locked", "account closed", "account is closed",
                  "account expired", "account is frozen", "not active", "has been terminated",
                  "on hold")),
+    # "Please use the smtp server of your ISP": a dynamic address refused as a host.
     ("blocked", ("blocked", "banned", "connection refused from", "client host rejected",
+                 "server of your isp", "dynamic ip", "dynamic address", "dial-up", "dialup",
                  "connection rejected by policy", "not accepted from", "your ip",
                  "your host", "your server")),
     ("hasmoved", ("has moved", "moved permanently", "no longer with", "no longer at",
@@ -459,7 +471,9 @@ WORDS = (
     # type=MX: Host not found, try again" is 4.4.3.
     ("networkerror", ("host not found, try again", "servfail", "server failure",
                       "temporary failure in name resolution", "name server failure",
-                      "dns timeout", "lookup timed out")),
+                      "dns timeout", "lookup timed out",
+                      # Sendmail: "4.0.0 (example.net: host name lookup failure)".
+                      "host name lookup failure")),
     # No mail host at all: RFC 7505 null MX ("an MX or SRV record indicated no SMTP
     # service", Exim), OpenSMTPD "No MX found for domain", Yahoo "No mx record found".
     ("notaccept", ("null mx", "no mx", "mx not found", "mx record not found",
@@ -515,7 +529,7 @@ WORDS = (
     ("networkerror", ("connection refused", "connection reset", "timed out", "time out",
                       "connection closed", "connection lost", "connection dropped",
                       "network error", "network is unreachable", "network unreachable",
-                      "host unreachable", "unreachable", "lost connection",
+                      "host unreachable", "unreachable", "not reachable", "lost connection",
                       "no route to host", Word("dns"), "establish an smtp connection",
                       "could not connect", "unable to connect", "cannot connect",
                       "not responding", "did not accept our requests to connect",
@@ -719,12 +733,7 @@ def _sender_phase(ev: Evidence, status: str | None) -> str | None:
     if ev.phase not in SENDER_PHASES:
         return None
     low = ev.low
-    said = _first(STRONG_WORDS, low) if low else None
-    if said is None:
-        said = _first(WORDS, low) if low else None
-        if said == "blocked" and ev.phase == "mail":
-            # "550 5.7.1 Access denied" to MAIL FROM: the sender address, not a block list.
-            said = "rejected"
+    said = (_first(STRONG_WORDS, low) or _first(WORDS, low)) if low else None
     if said is None and status:
         said = STATUS_REASON.get(_class_of(status))
     if said and SIDE.get(said) in (SENDER, MESSAGE, DESTINATION):

@@ -193,10 +193,10 @@ _REPLY_LEAD = (": ", "> ", "<<< ", "said ", "; ")
 def find_reply_code(text: str) -> str | None:
     """The reply code (RFC 5321 §4.2) a diagnostic reports, wherever it stands.
 
-    A find_reply candidate counts at the very start, when an enhanced status follows it
-    ("… [192.0.2.1]: 554 5.7.0 …") or after what introduces a reply ("said: 550",
-    "failed with: 550", "<a@b> 550", "<<< 550"); a number in prose ("in 840 minutes")
-    does not.  Linear: one pass, constant work per position.
+    A find_reply candidate counts at the very start (a comma may follow it there), when an
+    enhanced status follows it ("… [192.0.2.1]: 554 5.7.0 …") or after what introduces a
+    reply ("said: 550", "failed with: 550", "<a@b> 550", "<<< 550"); a number in prose
+    ("in 840 minutes") does not.  Linear: one pass, constant work per position.
     """
     n = len(text)
     for i in range(n - 2):
@@ -207,10 +207,10 @@ def find_reply_code(text: str) -> str | None:
             and (i == 0 or not (text[i - 1].isdecimal() or text[i - 1] in ".#-"))
         ):
             e = i + 3
+            if i == 0 and (e == n or text[e] in " -\n,"):
+                return text[:3]  # Zoho writes "421, ERROR_CODE :, Host not reachable."
             if e != n and text[e] not in " -" and text[e] != "\n":
                 continue
-            if i == 0:
-                return text[:3]
             # An enhanced status right after it (the slice keeps this check constant-time).
             span = status_span(text[e + 1 : e + 13]) if e < n else None
             if span is not None and span[0] == 0:

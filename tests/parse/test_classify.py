@@ -64,6 +64,10 @@ RULES = [
      "SMTP error from remote mail server after MAIL FROM:<s@x.example> SIZE=1022: 553 5.1.0 "
      "s x.example does not exist E2110", None, None, None,
      ("5.1.0", "rejected", False, "sender phase")),
+    ("Exim: a dynamic address told to use its ISP's server is a blocked host", None,
+     "SMTP error from remote mail server after MAIL FROM:<s@x> SIZE=1543: host mx.example.jp "
+     "[192.0.2.20]: 550 5.7.0 <s@x>... Please use the smtp server of your ISP.", None, None,
+     None, ("5.7.0", "blocked", False, "sender phase")),
     ("Postfix: 'Access denied' in reply to MAIL FROM", "5.7.1", "550 5.7.1 Access denied",
      None, None, "mail", ("5.7.1", "rejected", False, "sender phase")),
     ("qmail-remote: sender was rejected", None, "Connected to 192.0.2.225 but sender was "
@@ -95,6 +99,12 @@ RULES = [
     ("Sendmail: block list wording beats a mislabelled Status: 5.1.1", "5.1.1",
      "550 5.7.1 IP address blacklisted by recipient", None, None, None,
      ("5.7.1", "blocked", False, "strong words")),
+    ("Postfix pipe(8): a local program's output beats the 5.1.1 it was given", "5.1.1",
+     'x-unix; procmail: Couldn\'t create "/var/spool/mail/neko" id: r.example.org: No such '
+     "user", None, None, None, ("5.1.1", "mailererror", False, "strong words")),
+    ("Maildir quota through a delivery program is a full mailbox", "4.3.0",
+     "x-unix; /var/email/u/Maildir/tmp/1000.A0.host: Disk quota exceeded", "delayed", None,
+     None, ("4.3.0", "mailboxfull", None, "strong words")),
     # -- a specific status ---------------------------------------------------------------
     ("Postfix: RCPT TO user unknown", "5.1.1", "550 5.1.1 <a@b>: Recipient address "
      "rejected: User unknown in virtual mailbox table", None, None, None,
@@ -161,13 +171,18 @@ RULES = [
     ("Amazon SES: temporarily locked is suspend, not a throttle", "5.7.1", "550 5.7.1 <a@b>"
      ": Recipient address rejected: User a@b temporary locked. Please try again later!",
      None, None, None, ("5.7.1", "suspend", False, "words")),
+    ("fml: the sender is not a member of the list", None, "You are not a member of this "
+     "mailing list <list@example.org>.", None, None, None,
+     ("5.7.1", "rejected", False, "words")),
+    ("Sendmail: a temporary DNS failure", "4.0.0", "4.0.0 (cat.example.net: host name lookup"
+     " failure)", "delayed", None, None, ("4.0.0", "networkerror", None, "words")),
     ("Sendmail: unauthenticated senders", None, "550 Unauthenticated senders not allowed",
      None, None, None, ("5.7.0", "securityerror", False, "words")),
     ("Microsoft: hop count exceeded is a loop (X.4.6 networkerror)", "5.4.14", "554 5.4.14 "
      "Hop count exceeded - possible mail loop", None, None, None,
      ("5.4.14", "networkerror", False, "words")),
     ("Sendmail X-Unix diagnostic: a local program's exit code", "5.0.0", "X-Unix; 255",
-     None, None, None, ("5.0.0", "mailererror", False, "words")),
+     None, None, None, ("5.0.0", "mailererror", False, "strong words")),
     ("Postfix 'Recipient address rejected' alone says nothing about the mailbox", None,
      "550 5.7.1 <a@b>: Recipient address rejected: Policy rejection", None, None, None,
      ("5.7.1", "policyviolation", False, "words")),
@@ -220,6 +235,9 @@ ADJUSTED = [
     ("Gmail: a final failure to connect, no status", None, "The recipient server did not "
      "accept our requests to connect. [(0) example.com. [192.0.2.1]:25: socket error]",
      None, None, None, ("5.4.7", "expired", False, "failed", "words + expiry")),
+    ("Zoho: a host not reachable at the end of the retries", None, "421, ERROR_CODE :, Host "
+     "not reachable.", None, None, None, ("4.4.7", "expired", False, "failed",
+                                          "words + expiry")),
     ("Amazon SES: the remote's code behind the 4.4.7 summary", "4.4.7", "554 4.4.7 Message "
      "expired: unable to deliver in 840 minutes.<421 4.4.2 Connection timed out>", "failed",
      None, None, ("4.4.2", "expired", False, "failed", "specific status + expiry")),
