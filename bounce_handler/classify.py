@@ -399,8 +399,11 @@ STRONG_WORDS = (
                      "postfach voll", "mailbox is over")),
     # A URI block list judges the content, an IP block list the sending host.
     ("spamdetected", ("uribl", "surbl", "blacklisted url", "blacklisted link")),
+    # "554 5.7.1 mx ESMTP not accepting mail from your host: blocked": the sending host,
+    # whatever else the sentence says (AOL's "not accepting mail from <sender>" is not).
     ("blocked", ("blacklist", "black list", "blocklist", "block list", "dnsbl",
-                 Word("rbl"), "spamhaus", "spamcop", "barracuda", "blocked using")),
+                 Word("rbl"), "spamhaus", "spamcop", "barracuda", "blocked using",
+                 "from your host", "from your ip")),
     # Facebook: "550 5.1.1 RCP-P2 ... Refused due to recipient preferences".
     ("filtered", ("recipient preferences",)),
     ("norelaying", ("relay access denied", "relaying denied", "relay denied",

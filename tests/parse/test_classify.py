@@ -49,6 +49,12 @@ RULES = [
      "refused to talk to me: 554 5.7.1 Service unavailable; Client host [192.0.2.9] "
      "blocked using zen.spamhaus.org", None, None, None,
      ("5.7.1", "blocked", False, "sender phase")),
+    ("Postfix 3.7 (real lab notice): a 554 greeting refusing the host", None, "554 5.7.1 "
+     "mx.refuse.test ESMTP not accepting mail from your host: blocked", None, None,
+     "connect", ("5.7.1", "blocked", False, "sender phase")),
+    ("Sendmail 8.17 (real lab notice): the same greeting, its own Status: 5.5.0", "5.5.0",
+     "554 5.7.1 mx.refuse.test ESMTP not accepting mail from your host: blocked", None,
+     None, None, ("5.7.1", "blocked", False, "strong words")),
     ("Exim: a greeting refusal with no reason", None, "SMTP error from remote mail server "
      "after initial connection: host mx.example.net [192.0.2.1]: 554 mx.example.net ESMTP "
      "not accepting messages", None, None, None,
