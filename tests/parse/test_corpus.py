@@ -304,3 +304,16 @@ def test_a_reason_above_a_bare_address_is_read():
         "responding. The following recipients did not receive this message:")
     # Another address's lines are not borrowed.
     assert _words_before("x@y.example: mailbox full\nz@w.example\n", "z@w.example") == ""
+
+
+def test_many_bare_addresses_stay_cheap():
+    """Looking for a reason above each of a thousand bare addresses stays bounded."""
+    import time
+
+    body = "".join(f"user{i}@example.net\n" for i in range(1000)) + "x" * 60_000
+    raw = (b"From: MAILER-DAEMON@mx.example.net\nSubject: Undelivered Mail\n\n"
+           b"The following addresses failed:\n" + body.encode())
+    t0 = time.perf_counter()
+    result = parse(raw)
+    assert time.perf_counter() - t0 < 5.0
+    assert result.error is None and len(result.recipients) == 1000
