@@ -39,7 +39,6 @@ from bounce_handler.parse.lazyre import lazy
 from bounce_handler.parse.scan import (
     Word,
     find_phase,
-    find_reply,
     find_reply_code,
     find_status,
     join_reply_lines,
@@ -669,7 +668,7 @@ class Evidence:
         self.status = find_status(status) if status else None
         self.codes = statuses(diag) if diag else []
         if not reply_code and diag:
-            reply_code = find_reply(diag[:40]) or find_reply_code(diag)
+            reply_code = find_reply_code(diag)
         self.reply = reply_code
         self.phase = phase or (find_phase(low) if low else None)
         self.action = (action or "failed").lower()

@@ -187,7 +187,9 @@ def find_reply(text: str) -> str | None:
 
 # What stands right before a reply code that is not at the start of a diagnostic:
 # "host x[ip] said: 550 …", "failed with: 550 …", "<a@b> 550 …", "<<< 550 …".
-_REPLY_LEAD = (": ", "> ", "<<< ", "said ", "; ")
+# "(expanded from: a@b) 554 Too many hops" (Sendmail); not "; ": "X-Unix; 255" is a
+# program's exit status, not a reply.
+_REPLY_LEAD = (": ", "> ", "<<< ", "said ", ") ")
 
 
 def find_reply_code(text: str) -> str | None:
@@ -195,8 +197,8 @@ def find_reply_code(text: str) -> str | None:
 
     A find_reply candidate counts at the very start (a comma may follow it there), when an
     enhanced status follows it ("… [192.0.2.1]: 554 5.7.0 …") or after what introduces a
-    reply ("said: 550", "failed with: 550", "<a@b> 550", "<<< 550"); a number in prose
-    ("in 840 minutes") does not.  Linear: one pass, constant work per position.
+    reply ("said: 550", "failed with: 550", "<a@b> 550", "<<< 550", "(...) 554"); a number
+    in prose ("in 840 minutes") does not.  Linear: one pass, constant work per position.
     """
     n = len(text)
     for i in range(n - 2):

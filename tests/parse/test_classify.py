@@ -282,8 +282,9 @@ def test_reply_and_phase_are_reported():
     assert (v.reply_code, v.phase) == ("550", "rcpt")
     v = decide(None, "Server mx.example.org[192.0.2.2] failed with: 550 <a@b> No such user")
     assert v.reply_code == "550"
-    # A number in prose is no reply code.
+    # A number in prose is no reply code, nor is a program's exit status.
     assert decide(None, "unable to deliver in 840 minutes").reply_code is None
+    assert decide("5.0.0", "X-Unix; 255").reply_code is None
 
 
 @pytest.mark.parametrize("phase", ["connect", "helo", "mail"])
