@@ -559,7 +559,10 @@ WORDS = (
     ("syntaxerror", ("syntax error", "command unrecognized", "bad sequence",
                      "unrecognized command", "line too long", "invalid command")),
     ("securityerror", ("credentials", "security")),
-    ("filtered", ("filtered",)),
+    # Postfix check_recipient_access "REJECT": the recipient's side refuses that address
+    # ("554 5.7.1 <a@b>: Recipient address rejected: Access denied"); nothing says it
+    # does not exist (Microsoft's 5.4.1 form is a vendor code above).
+    ("filtered", ("filtered", "recipient address rejected: access denied")),
     ("systemerror", ("system error", "internal error", "server error", "configuration error",
                      "local error", "temporary failure", "temporary error",
                      "temporary problem", "service unavailable", "service currently unavailable",

@@ -33,6 +33,10 @@ RULES = [
     ("Office 365 DBEB without the AS() tag", None, "550 5.4.1 <a@tenant.example>: "
      "Recipient address rejected: Access denied [BL2NAM02FT061.eop-nam02.prod.protection."
      "outlook.com]", None, None, None, ("5.4.1", "userunknown", True, "vendor code")),
+    ("Postfix access map refusing a recipient: soft, about the recipient's side", None,
+     "SMTP error from remote mail server after RCPT TO:<a@b.example>: host mx1.example.eu "
+     "[192.0.2.32]: 554 5.7.1 <a@b.example>: Recipient address rejected: Access denied",
+     None, None, None, ("5.7.1", "filtered", False, "words")),
     ("Yahoo [BL21] only as a bracketed code, not inside a Microsoft host name", None,
      "553 5.7.1 [BL21] Connections will not be accepted from 192.0.2.1, because the ip is "
      "in Spamhaus's list", None, None, None, ("5.7.1", "blocked", False, "vendor code")),
