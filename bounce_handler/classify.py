@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from bounce_handler.parse.lazyre import lazy
 from bounce_handler.parse.scan import (
+    ClientHostRejected,
     Word,
     find_phase,
     find_reply_code,
@@ -460,7 +461,7 @@ WORDS = (
     ("blocked", ("blocked", "banned", "connection refused from", "client host rejected",
                  "server of your isp", "dynamic ip", "dynamic address", "dial-up", "dialup",
                  "connection rejected by policy", "not accepted from", "your ip",
-                 "your host", "your server")),
+                 "your host", "your server", ClientHostRejected())),
     ("hasmoved", ("has moved", "moved permanently", "no longer with", "no longer at",
                   "no longer available at", "address has changed", "address changed")),
     ("mailboxfull", ("insufficient disk space", "insufficient space", "not enough space")),

@@ -83,6 +83,9 @@ RULES = [
     ("qmail-remote: sender was rejected", None, "Connected to 192.0.2.225 but sender was "
      "rejected. Remote host said: 550 5.7.1 <root@x.example>... Access denied", None, None,
      None, ("5.7.1", "rejected", False, "sender phase")),
+    ("'Client host [ip] rejected' names the sending host", None, "554 5.7.1 Client host "
+     "[192.0.2.1] rejected by policy", None, None, None,
+     ("5.7.1", "blocked", False, "words")),
     ("Postfix smtpd: 'Client host rejected: cannot find your hostname' is requireptr",
      None, "450 4.7.1 Client host rejected: cannot find your hostname, [192.0.2.1]",
      "delayed", None, None, ("4.7.1", "requireptr", None, "sender phase")),
