@@ -15,10 +15,15 @@ decides what that *means*, in one place, from three tables read top to bottom:
     addresses.  Non-failures (delays, deliveries, complaints) are ``None``.
 
 ``DECIDE``
-    The order of evidence; the first rule that gives a reason wins.
+    The order of evidence; the first rule that gives a reason wins.  The rules read the
+    evidence tables below them: ``VENDOR_CODES``, ``STRONG_WORDS``, ``STATUS_REASON``,
+    ``WORDS``, ``GENERIC_DEFAULT``, ``WEAK_WORDS``, ``REPLY_REASON``.
 
 ``ADJUST``
-    What the context changes afterwards (the phase, expiry).
+    What the context changes afterwards (a reply to DATA, retries that ran out).
+
+A notice that calls itself a delay but whose words say it is final (``FINAL_WORDS``:
+OpenSMTPD's "Envelope expired") is a failure.
 
 The status reported is the most informative code the notice carries (``best_status``):
 the remote server's enhanced code in the diagnostic over the reporting MTA's summary in
@@ -638,17 +643,15 @@ def _first(table: tuple, low: str) -> str | None:
     return None
 
 
-def strong_reason(low: str) -> str | None:
-    """Return the reason STRONG_WORDS give a lower-cased diagnostic, or None."""
-    return _first(STRONG_WORDS, low)
+def _said(low: str) -> str | None:
+    return vendor_reason(low) or _first(STRONG_WORDS, low) or _first(WORDS, low)
 
 
 def text_reason(diagnostic: str | None) -> str | None:
     """Return the reason the words of a diagnostic give (vendor codes first), or None."""
     if not diagnostic:
         return None
-    low = diagnostic[:MAX_TEXT].lower()
-    return vendor_reason(low) or _first(STRONG_WORDS, low) or _first(WORDS, low)
+    return _said(diagnostic[:MAX_TEXT].lower().replace("\u2019", "'"))
 
 
 class Evidence:
@@ -681,9 +684,7 @@ class Evidence:
     def words(self) -> str | None:
         """The reason the words give (vendor codes, strong words, the wording table)."""
         if self._words == 0:
-            low = self.low
-            self._words = (vendor_reason(low) or _first(STRONG_WORDS, low)
-                           or _first(WORDS, low)) if low else None
+            self._words = _said(self.low) if self.low else None
         return self._words
 
     def permanent(self, status: str | None) -> bool:
