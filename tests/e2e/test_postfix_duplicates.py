@@ -120,7 +120,13 @@ def test_dsn_and_postmaster_copy_are_one_failure_and_local(make_relay, alias_fil
         p.send(f"bounces+dave{i}=nowhere.test@{pf.BOUNCE_DOMAIN}", rcpt, message(rcpt))
     signed = verp.encode("eve@nowhere.test", SENDER, cfg, time.time(), key=ring)
     p.send(signed, "eve@nowhere.test", message("eve@nowhere.test"))
-    p.wait_for(lambda: message_count(relay) >= 12, timeout=90, what="12 notices piped")
+    # A sender without VERP: only the postmaster copy reaches the handler (the DSN goes to
+    # carol), and it is first-class evidence about her.
+    p.send("carol@sender.test", "zed@elsewhere.test", message("zed@elsewhere.test"))
+    p.wait_for(lambda: message_count(relay) >= 13, timeout=90, what="13 notices piped")
+    carol = rows(relay, "SELECT recipient, sender, sender_source, origin, duplicate_of "
+                        "FROM bounce_events WHERE sender = 'carol@sender.test'")
+    assert carol == [("zed@elsewhere.test", "carol@sender.test", "envelope", "local", None)]
 
     events = assert_one_counted_copy_per_failure(relay, 6)
     assert {e[4] for e in events} == {"local"}, events  # the bounce daemon wrote them all
@@ -130,7 +136,7 @@ def test_dsn_and_postmaster_copy_are_one_failure_and_local(make_relay, alias_fil
     # VERP token from X-Postfix-Sender as the DSN it copies.
     assert sorted(e[5] for e in copies) == sorted(e[5] for e in dsns)
     envs = rows(relay, "SELECT extension, envelope_sender FROM messages ORDER BY id")
-    assert sum(1 for ext, _ in envs if not ext) == 6  # the six postmaster copies
+    assert sum(1 for ext, _ in envs if not ext) == 7  # six postmaster copies, and carol's
     assert {s for ext, s in envs if not ext} == {f"double-bounce@{p.main_cf()['myhostname']}"}
 
     # 12 copies but 6 failures: max_bounces = 8 is not reached (it was, before).
@@ -145,7 +151,7 @@ def test_dsn_and_postmaster_copy_are_one_failure_and_local(make_relay, alias_fil
     p.send("", f"bounces+victim=gmail.example@{pf.BOUNCE_DOMAIN}", forged)
     p.send("", "fwd@local.test", report([("x@forged.example", "5.1.1", "550 5.1.1 gone")],
                                         to="fwd@local.test"))
-    p.wait_for(lambda: message_count(relay) >= 14, timeout=60, what="the strangers' mail")
+    p.wait_for(lambda: message_count(relay) >= 15, timeout=60, what="the strangers' mail")
     strangers = rows(relay, "SELECT recipient, origin FROM bounce_events "
                             "WHERE recipient IN ('victim@gmail.example', 'x@forged.example')")
     assert sorted(strangers) == [("victim@gmail.example", "network"),
@@ -162,6 +168,7 @@ def test_dsn_and_postmaster_copy_are_one_failure_and_local(make_relay, alias_fil
     for i in range(5):
         assert f"dave{i}@nowhere.test\tREJECT" in text
     assert "eve@nowhere.test\tREJECT" in text
+    assert "zed@elsewhere.test\tREJECT" in text
     assert "victim@gmail.example" not in text and "x@forged.example" not in text
 
 
