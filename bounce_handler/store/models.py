@@ -140,7 +140,13 @@ class BounceEvent(Base):
         # The writers link copies (store/lean.py link_copies) and the judge finds an
         # earlier admitted copy (trust.dedup_sql) through these, in id order.
         Index("ix_bounce_events_failure_key_id", "failure_key", "id"),
-        Index("ix_bounce_events_token_key_id", "token_key", "id"),
+        # Partial: most rows carry no verified token, and the pipe should not pay an index
+        # write for them (`token_key = ?` implies the WHERE, so lookups use it).
+        Index(
+            "ix_bounce_events_token_key_id", "token_key", "id",
+            sqlite_where=text("token_key IS NOT NULL"),
+            postgresql_where=text("token_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -53,7 +53,11 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_bounce_events_failure_key_id", ["failure_key", "id"], unique=False
         )
-        batch_op.create_index("ix_bounce_events_token_key_id", ["token_key", "id"], unique=False)
+        batch_op.create_index(
+            "ix_bounce_events_token_key_id", ["token_key", "id"], unique=False,
+            sqlite_where=sa.text("token_key IS NOT NULL"),
+            postgresql_where=sa.text("token_key IS NOT NULL"),
+        )
     with op.batch_alter_table("flags", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("verified", sa.Boolean(), server_default=sa.text("false"), nullable=False)
