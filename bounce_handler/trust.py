@@ -282,27 +282,48 @@ def _bounce_daemon_headers(raw: bytes, queue_id: str | None) -> bool:
 
 # --- identities ---------------------------------------------------------------------------
 
-def failure_key(kind: str, address: str, local: bool, result, digest: str) -> str:
-    """The failure identity of one recipient of a report (see the module docstring)."""
+def queue_reference(mta: str, queue_id: str, arrival: str) -> tuple:
+    """The reference to a message in a Postfix queue: its host, queue ID and arrival.
+
+    ``arrival`` as Postfix writes Arrival-Date (``Tue,  1 Dec 2026 15:22:13 +0000 (UTC)``;
+    white space is collapsed): what a reader of the live queue (``postqueue -j``) must
+    produce to recognise the delay notice Postfix later sends about the same message.
+    """
+    return ("q", " ".join(mta.lower().split()), queue_id, " ".join(arrival.split()))
+
+
+def report_reference(result, digest: str) -> tuple:
+    """The best reference to the original a parsed report gives (module docstring, 1-4)."""
+    mta = " ".join((result.reporting_mta or "").lower().split())
+    arrival = " ".join((result.arrival_date or "").split())
+    original = result.original.message_id
+    if result.queue_id and mta:
+        return queue_reference(mta, result.queue_id, arrival)
+    if original:
+        return ("m", original.strip(), mta, arrival)
+    if result.message_id:
+        return ("n", result.message_id.strip())
+    return ("d", digest)
+
+
+def failure_identity(kind: str, address: str, local: bool, reference: tuple) -> str:
+    """The failure identity: one kind of failure of one recipient of one message.
+
+    Reusable beyond reports (a queue entry: ``queue_reference``); 32 hex digits.
+    """
     try:
         from _sha256 import sha256  # the builtin: no OpenSSL load on the hot path
     except ImportError:  # pragma: no cover - interpreters without the builtin module
         from hashlib import sha256
 
-    mta = " ".join((result.reporting_mta or "").lower().split())
-    arrival = " ".join((result.arrival_date or "").split())
-    original = result.original.message_id
-    if result.queue_id and mta:
-        ref = ("q", mta, result.queue_id, arrival)
-    elif original:
-        ref = ("m", original.strip(), mta, arrival)
-    elif result.message_id:
-        ref = ("n", result.message_id.strip())
-    else:
-        ref = ("d", digest)
-    parts = ("f1", LOCAL if local else "other", kind, address.strip().lower(), *ref)
+    parts = ("f1", LOCAL if local else "other", kind, address.strip().lower(), *reference)
     data = "\0".join(parts).encode("utf-8", "surrogateescape")
     return sha256(data).hexdigest()[:32]
+
+
+def failure_key(kind: str, address: str, local: bool, result, digest: str) -> str:
+    """The failure identity of one recipient of a parsed report."""
+    return failure_identity(kind, address, local, report_reference(result, digest))
 
 
 # --- what may become a flag subject or an export key --------------------------------------

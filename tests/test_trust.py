@@ -226,3 +226,21 @@ def test_sasl_keys():
     assert trust.export_key_problem("alice", "sasl") is None
     assert trust.export_key_problem("alice@corp.example", "sasl") is None
     assert "SASL" in trust.export_key_problem("x" * 300, "sasl")
+
+
+def test_failure_identity_is_reusable_for_a_queue_entry():
+    """What item 7 (the live queue) needs: the identity of a message seen in the queue is
+    the identity of the notice Postfix later sends about it."""
+    from bounce_handler.parse import parse
+    from tests.support.notices import bounce_daemon_notice
+
+    arrival = "Tue,  1 Dec 2026 15:22:13 +0000 (UTC)"
+    raw, _ = bounce_daemon_notice([("dave@nowhere.test", "4.4.1", "deferred")],
+                                  original_queue_id="8682A214CA2", arrival=arrival,
+                                  return_path="bounces+dave=nowhere.test@relay.test")
+    r = parse(raw)
+    assert r.kind == "delay" and r.queue_id == "8682A214CA2"
+    seen_in_queue = trust.failure_identity(
+        "delay", "dave@nowhere.test", True,
+        trust.queue_reference("relay.relay.test", "8682A214CA2", arrival))
+    assert trust.failure_key("delay", "dave@nowhere.test", True, r, "digest") == seen_in_queue
