@@ -191,3 +191,18 @@ def test_without_the_macro_the_copies_are_still_one_failure(make_relay):
     assert rows(relay, "SELECT kind, subject FROM flags WHERE kind = 'compromised-sender'") == []
     events = assert_one_counted_copy_per_failure(relay, 3)
     assert {e[4] for e in events} == {None}  # not known to be local: never trusted as such
+
+
+def test_a_delay_notice_and_its_postmaster_copy_are_one_deferral(make_relay):
+    """Issue 13: R8 counted one deferral twice (the delay DSN and Postfix's copy of it)."""
+    relay = make_relay(name="delays", pipe_args=MACRO, extra_main={"delay_warning_time": "1s"})
+    p = relay.postfix
+    rcpt = f"erin@{pf.DEFER_DOMAIN}"
+    p.submit(f"bounces+erin={pf.DEFER_DOMAIN}@{pf.BOUNCE_DOMAIN}", rcpt, message(rcpt))
+    p.wait_for(lambda: message_count(relay) >= 2, timeout=90, what="the delay DSN and its copy")
+    events = rows(relay, "SELECT kind, recipient, origin, duplicate_of, failure_key "
+                         "FROM bounce_events ORDER BY id")
+    assert [(e[0], e[1], e[2]) for e in events] == [("delay", rcpt, "local")] * 2, events
+    assert events[0][3] is None and events[1][3] is not None and events[0][4] == events[1][4]
+    proc = bounces(relay, "report", "--since", "1d", "--format", "json")
+    assert json.loads(proc.stdout)["totals"]["delay"]["total"] == 1
