@@ -29,9 +29,18 @@ from bounce_handler.errors import StoreUnavailable
 
 
 class Envelope:
-    """What Postfix told us about the delivery (argv macros, or the flags=DOR headers)."""
+    """What Postfix told us about the delivery (argv macros, or the flags=DOR headers).
 
-    __slots__ = ("extension", "sender", "recipient", "original_recipient", "queue_id")
+    ``client_address`` and ``client_protocol`` are pipe(8)'s ``${client_address}`` and
+    ``${client_protocol}`` when master.cf passes them ("" for a message no network
+    client sent), None when it does not: then nothing is known to be local
+    (trust.origin).
+    """
+
+    __slots__ = (
+        "extension", "sender", "recipient", "original_recipient", "queue_id", "client_address",
+        "client_protocol",
+    )
 
     def __init__(
         self,
@@ -40,12 +49,16 @@ class Envelope:
         recipient: str | None = None,
         original_recipient: str | None = None,
         queue_id: str | None = None,
+        client_address: str | None = None,
+        client_protocol: str | None = None,
     ) -> None:
         self.extension = extension
         self.sender = sender
         self.recipient = recipient
         self.original_recipient = original_recipient
         self.queue_id = queue_id
+        self.client_address = client_address
+        self.client_protocol = client_protocol
 
 
 class Batch:
@@ -202,9 +215,25 @@ def build(
 
 
 def _understand(raw, envelope, settings, now, message, stamp, truncated, parse, verp):
+    from bounce_handler import trust
+
     result = parse(raw)
-    token = verp.decode(envelope.extension, settings, now)
+    extension = envelope.extension
     orig = result.original
+    if not extension and orig.sender and verp.is_bounce_local_part(
+        orig.sender.rpartition("@")[0], settings
+    ):
+        # A Postfix notice to the bare bounce address (notify_classes' postmaster copy)
+        # about mail sent with a VERP return path: X-Postfix-Sender names that return
+        # path, so the copy decodes to the same token, sender and trust as the DSN that
+        # went to the VERP address itself, and the two are one failure (trust.py).
+        try:
+            extension = verp.split_address(orig.sender, settings)
+        except verp.VerpError:
+            extension = None
+    token = verp.decode(extension, settings, now)
+    origin = trust.origin(envelope, raw)
+    local = origin == trust.LOCAL
     message["kind"] = result.kind
     message["detector"] = result.detector or None
     message["header_message_id"] = _clip(orig.message_id, 998)
@@ -236,11 +265,18 @@ def _understand(raw, envelope, settings, now, message, stamp, truncated, parse, 
                 if want in (_norm_address(r.address or "").lower(),
                             _norm_address(r.original_address or "").lower())]
         recipients = mine or recipients
-    sender = attribute_sender(token, orig, settings)
+    sender, sender_source = attribute_sender(token, orig, settings)
+    # A verified token is one unit of evidence (one message we sent): its replays count
+    # once.  Not for local rows: the relay's queue file vouches for each of them.
+    token_key = verp.signed_part(extension, settings) if token.verified else None
+    # A signed recipient covers the row naming it, nothing else the DSN lists.
+    covers = token.verified and token.reason is None
+    sasl_verified = 1 if local and orig.sasl_login and orig.sasl_hop == 0 else 0
     events = []
     seen = set()
     for r in recipients:
         address = _norm_address(r.address or "")
+        reported = address
         other = None
         if verp_rcpt and len(recipients) == 1 and address.lower() != verp_rcpt.lower():
             # The token says what we sent to; the DSN names where it ended (an alias or
@@ -254,6 +290,9 @@ def _understand(raw, envelope, settings, now, message, stamp, truncated, parse, 
         beside = r.original_address
         if not beside or _norm_address(beside).lower() == address.lower():
             beside = other
+        reason = token.reason
+        if covers and address.lower() != verp_rcpt.lower():
+            reason = trust.NOT_COVERED
         events.append(
             {
                 "occurred_at": stamp,
@@ -271,10 +310,17 @@ def _understand(raw, envelope, settings, now, message, stamp, truncated, parse, 
                 "detector": r.detector or result.detector or "unknown",
                 "sender": _clip(sender),
                 "sasl_login": _clip(orig.sasl_login, 255),
-                "verp_token": _clip(envelope.extension),
+                "verp_token": _clip(extension),
                 "verified": 1 if token.verified else 0,
-                "verify_reason": token.reason,
+                "verify_reason": reason,
                 "original_message_id": _clip(orig.message_id, 998),
+                "origin": origin,
+                "sender_source": sender_source if sender else None,
+                "sasl_verified": sasl_verified,
+                "failure_key": trust.failure_key(
+                    result.kind, reported or address, local, result, message["digest"]
+                ),
+                "token_key": _clip(token_key, 255),
             }
         )
     first = events[0]
@@ -287,32 +333,37 @@ def _understand(raw, envelope, settings, now, message, stamp, truncated, parse, 
     return events, outcome
 
 
-def attribute_sender(token, orig, settings) -> str | None:
-    """The local sender a bounce counts against (what compromised-sender rules key on).
+def attribute_sender(token, orig, settings) -> tuple[str | None, str | None]:
+    """The local sender a bounce counts against, and where it was read (trust.SENDER_SOURCES).
 
-    In order of trust: the identity inside a *signed* VERP token (unforgeable); the
-    original envelope sender a Postfix notice or the attached copy names, unless it is our
-    own bounce address (with XVERP the copy's Return-Path is bounces+...@, which says
-    nothing about who sent it); the SASL login from the copy's Received header; the
-    address in the copy's From: (weakest: the spammer writes it, but it is still the
-    account's mail).
+    In order of trust: the identity inside a signed VERP token ("token"; unforgeable when
+    it verifies); the original envelope sender a Postfix notice names in X-Postfix-Sender
+    ("envelope") or the attached copy's Return-Path ("return-path"), unless it is our own
+    bounce address (with XVERP the copy's Return-Path is bounces+...@, which says nothing
+    about who sent it); the SASL login from the copy's Received header ("sasl"); the
+    address in the copy's From: ("from"; weakest: the spammer writes it, but it is still
+    the account's mail).  An address that is not complete (``<corp.example>``, ``user@``)
+    is never a sender: it would become a wildcard in an access map (trust.valid_address).
+    Whether the source is *believed* is trust.py's decision, not this function's.
     """
-    from bounce_handler import verp
+    from bounce_handler import trust, verp
 
     if token.sender:
-        return token.sender
+        return token.sender, "token"
     # Any domain: one relay may answer for several bounce domains.
     if orig.sender and not verp.is_bounce_local_part(orig.sender.rpartition("@")[0], settings):
-        return _norm_address(orig.sender)
-    if orig.sasl_login:
-        return orig.sasl_login
+        addr = _norm_address(orig.sender)
+        if trust.valid_address(addr):
+            return addr, "envelope" if orig.sender_source == "dsn" else "return-path"
+    if orig.sasl_login and trust.valid_login(orig.sasl_login):
+        return orig.sasl_login, "sasl"
     if orig.from_:
         start, end = orig.from_.rfind("<"), orig.from_.rfind(">")
         addr = orig.from_[start + 1 : end] if 0 <= start < end else orig.from_
-        addr = addr.strip()
-        if "@" in addr and " " not in addr:
-            return _norm_address(addr)
-    return None
+        addr = _norm_address(addr.strip())
+        if trust.valid_address(addr):
+            return addr, "from"
+    return None, None
 
 
 def writer_for(settings):

@@ -9,13 +9,17 @@ master.cf (see deploy/postfix/master.cf for the full entry and why each flag):
 Usage:
 
     bounce-handler [--config PATH] [--sender S] [--recipient R]
-                   [--original-recipient R] [--queue-id ID] [EXTENSION]
+                   [--original-recipient R] [--queue-id ID]
+                   [--client-address ADDR] [--client-protocol PROTO] [EXTENSION]
 
 EXTENSION is Postfix's ${extension} (the VERP token after "bounces+").  The options take
 the other pipe(8) macros when the master.cf entry passes them; without them the envelope
 is read from the Return-Path/Delivered-To/X-Original-To headers that flags=R, D and O
-prepend.  Options come before the positional argument; `--` ends them (an extension may
-start with "-").
+prepend.  ``--client-address ${client_address}`` (empty for a notice Postfix's own
+bounce daemon wrote) is what lets the handler know such a notice is genuine
+(bounce_handler/trust.py, docs/trust.md); without it nothing is taken as local.
+Options come before the positional argument; `--` ends them (an extension may start
+with "-").
 
 The exit status is the durability contract with Postfix (pipe(8) maps sysexits):
 
@@ -60,11 +64,14 @@ OPTIONS = {
     "--recipient": "recipient",
     "--original-recipient": "original_recipient",
     "--queue-id": "queue_id",
+    "--client-address": "client_address",
+    "--client-protocol": "client_protocol",
 }
 
 USAGE = (
     "usage: bounce-handler [--config PATH] [--sender S] [--recipient R] "
-    "[--original-recipient R] [--queue-id ID] [EXTENSION]"
+    "[--original-recipient R] [--queue-id ID] [--client-address ADDR] "
+    "[--client-protocol PROTO] [EXTENSION]"
 )
 
 
@@ -217,6 +224,8 @@ def run(argv: list[str], stdin, now: float | None = None) -> tuple[int, str, lis
             recipient=opts["recipient"] or hdrs.get("delivered-to"),
             original_recipient=opts["original_recipient"] or hdrs.get("x-original-to"),
             queue_id=opts["queue_id"],
+            client_address=opts["client_address"],
+            client_protocol=opts["client_protocol"],
         )
         outcome = process(
             raw,

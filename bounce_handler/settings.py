@@ -143,10 +143,13 @@ SCHEMA: dict[str, dict[str, tuple[type, object, str]]] = {
             False,
             "Bounces to XVERP addresses (bounces+alice=example.com@, which anyone can "
             "write) are always recorded with verified=false, verify_reason 'unsigned'. "
-            "False: the judge still counts 'unsigned' rows (XVERP-only senders keep "
-            "working) and 'no-token' ones (Postfix's own notices); true: only signed "
-            "tokens count, set it once every sender is signed. Forged-looking tokens "
-            "(bad-tag, expired, unknown-key, malformed) never count.",
+            "False: the judge still counts such claims ('unsigned' rows, so XVERP-only "
+            "senders keep working; 'no-token' ones; recipients a token does not sign) for "
+            "flags that are reported but never exported; true: only verified evidence "
+            "counts (signed tokens, and Postfix's own notices when master.cf passes "
+            "${client_address}): set it once every sender is signed. Forged-looking "
+            "tokens (bad-tag, expired, unknown-key, malformed) never count. "
+            "docs/trust.md has the whole table.",
         ),
     },
     "daemon": {

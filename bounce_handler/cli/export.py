@@ -75,7 +75,7 @@ def run(args, settings) -> int:
         entries = exports.collect(conn, args.what, key=args.key, warn=warn)
     if args.format == "postfix":
         text = exports.postfix_text(args.what, entries, action,
-                                    utcnow().strftime("%Y-%m-%d %H:%M:%S"))
+                                    utcnow().strftime("%Y-%m-%d %H:%M:%S"), key=args.key)
     elif args.format == "csv":
         buf = io.StringIO()
         csv.writer(buf).writerows(

@@ -195,11 +195,7 @@ class SqliteGroupCommitter:
         ).lastrowid
         if batch.raw is not None:
             conn.execute(lean.INSERT_RAW, (message_id, m["received_at"], "zlib", batch.raw))
-        for ev in batch.events:
-            ev["message_id"] = message_id
-            ev["id"] = conn.execute(
-                lean.INSERT_EVENT, [ev.get(c) for c in lean.EVENT_COLUMNS]
-            ).lastrowid
+        lean.insert_events(conn, batch.events, message_id)
         if batch.quarantine is not None:
             q = batch.quarantine
             conn.execute(

@@ -14,8 +14,9 @@ Maps (the NAME Postfix sends, chosen in main.cf as ``socketmap:inet:HOST:PORT:NA
 
 ``sender``
     For ``sender_canonical_maps`` with ``canonical_classes = envelope_sender``:
-    ``news@corp.example`` -> ``bounces+.KSSTAGnews=corp.example@relay``, a signed
-    per-sender bounce address (see bounce_handler.verp).  NOTFOUND (address unchanged)
+    ``news@corp.example`` -> ``bounces+.KSSTAGnews=corp.example==.NNNN@relay``, a signed
+    per-sender bounce address with a per-message nonce (see bounce_handler.verp: Postfix
+    asks once per message, so each message leaves with its own token).  NOTFOUND (address unchanged)
     for: the null sender, the bounce address itself (a message re-injected through
     cleanup, e.g. after a content filter, must not be wrapped twice), senders outside
     ``[daemon] sender_domains``, Postfix's own ``MAILER-DAEMON``/``double-bounce``
@@ -160,7 +161,9 @@ class Tables:
         if not domain_matches(domain, self.domains):
             return None
         try:
-            return verp.encode(None, address, self.settings, self.clock())
+            # nonce: one token per message, so the judge can count a replayed token once
+            # without counting a day of the sender's genuine mail as one (verp.py).
+            return verp.encode(None, address, self.settings, self.clock(), nonce=True)
         except verp.VerpTooLong as e:
             log.warning("sender %s left unchanged: %s", address, e)
             return None

@@ -19,6 +19,7 @@ ordinals.  Datetimes given by callers (tests, PostgreSQL rows) are converted on 
 
 from __future__ import annotations
 
+from bounce_handler import trust
 from bounce_handler.judge.rules import COMPROMISED, DEAD, THROTTLED
 from bounce_handler.judge.utc import (
     DAY,
@@ -46,14 +47,16 @@ class Subject:
     ``mode`` says which rules apply: dead-recipient 'hard' or 'soft', compromised-sender
     'bounce' or 'complaint', throttled-destination 'deferral'.  ``counts`` holds the
     numbers the loader fetched (see ``lean.load``).  ``domains`` is the destination's
-    domain list (throttled-destination only).
+    domain list (throttled-destination only).  ``verified`` says the live flag already
+    rests on verified evidence (trust.py); ``event_verified`` that this event is verified
+    evidence for the flag's family (so it may make an unverified flag verified).
     """
 
     __slots__ = ("kind", "subject", "mode", "flag_id", "since", "counts", "domains",
-                 "updated_at")
+                 "updated_at", "verified", "event_verified")
 
     def __init__(self, kind, subject, mode, flag_id=None, since=None, counts=None, domains=(),
-                 updated_at=None):
+                 updated_at=None, verified=True, event_verified=False):
         self.kind = kind
         self.subject = subject
         self.mode = mode
@@ -62,6 +65,8 @@ class Subject:
         self.counts = counts if counts is not None else {}
         self.domains = domains
         self.updated_at = instant(updated_at)
+        self.verified = verified
+        self.event_verified = event_verified
 
     def __repr__(self) -> str:
         return (f"Subject({self.kind}, {self.subject!r}, {self.mode}, flag={self.flag_id}, "
@@ -75,11 +80,13 @@ class Decision:
     them; ``evidence`` is a flat dict of JSON-able values; ``lo``/``t`` bound the window
     whose events are linked as samples; ``at`` is when it was decided.  Times are epoch
     microseconds (utc.to_datetime gives a datetime; one given here is converted).
+    ``verified``: the rule holds on verified evidence alone (set by ``lean.process_event``;
+    only verified flags are exported).
     """
 
     __slots__ = (
         "action", "kind", "subject", "rule", "matched", "evidence", "advice",
-        "flag_id", "event_id", "at", "lo", "t", "domains",
+        "flag_id", "event_id", "at", "lo", "t", "domains", "verified",
     )
 
     def __init__(self, action, subject: Subject, rule, matched, evidence, event_id, at, lo, t,
@@ -97,6 +104,7 @@ class Decision:
         self.at = instant(at)
         self.lo = instant(lo)
         self.t = instant(t)
+        self.verified = False
 
     def __repr__(self) -> str:
         return f"Decision({self.action} {self.kind} {self.subject!r} {self.rule} {self.evidence})"
@@ -121,23 +129,29 @@ def anchor(event: dict, now: int) -> int:
 
 # --- which rules an event is judged by -----------------------------------------------------
 
-# verify_reason values of rows that are not forged-looking, merely unsigned (see
-# Rules.accept_unsigned); judge/lean.py's SQL uses the same tuple.
-UNSIGNED = ("unsigned", "no-token")
+# Which rule family judges a flag kind (trust.py decides, per family, what may count).
+FAMILY = {DEAD: trust.RECIPIENT, COMPROMISED: trust.SENDER, THROTTLED: trust.DESTINATION}
 
 
-# verify_reason of a token verified for its sender only (verp.SENDER_ONLY): the recipient
-# is not under the tag, so for the dead-recipient rules it is as good as unsigned.
-SENDER_ONLY = "sender-only"
+def _counts(event: dict, family: str, rules, strict: bool, shadowed) -> bool:
+    """trust.py's verdict on the event, and no earlier copy of it counted.
+
+    ``shadowed``: the families for which lean.load found an earlier counted copy.
+    """
+    return trust.admits(event, family, rules, strict) and family not in shadowed
 
 
-def _trusted(event: dict, options, rules, recipient: bool = False) -> bool:
-    if options.include_unverified:
+def sender_subject(event: dict) -> bool:
+    """Whether the event's sender may be a flag subject at all.
+
+    A complete address, or an identity a token or a SASL login gives (a list name, a
+    login: exported only as SASL keys).  A sender read from headers must be a complete
+    address: ``<corp.example>`` would be an access(5) wildcard for a whole domain.
+    """
+    sender = event.get("sender")
+    if trust.valid_address(sender):
         return True
-    why = event.get("verify_reason")
-    if event.get("verified") and not (recipient and why == SENDER_ONLY):
-        return True
-    return rules.accept_unsigned and (why in UNSIGNED or why == SENDER_ONLY)
+    return event.get("sender_source") in ("token", "sasl", None) and trust.valid_login(sender)
 
 
 def is_throttle(event: dict, dest) -> bool:
@@ -154,10 +168,16 @@ def is_throttle(event: dict, dest) -> bool:
     return False
 
 
-def dead_mode(event: dict, rules) -> str | None:
-    """'hard' (R1 applies), 'soft' (R2 applies) or None (no dead-recipient rule applies)."""
+def dead_mode(event: dict, rules, strict: bool = False, shadowed=()) -> str | None:
+    """'hard' (R1 applies), 'soft' (R2 applies) or None (no dead-recipient rule applies).
+
+    Only a complete address can be a dead recipient (``postmaster@`` or a bare domain
+    would become an access(5) wildcard).
+    """
     r = rules.dead
-    if not r.enabled or not event.get("recipient") or not _trusted(event, r, rules, True):
+    if not r.enabled or not trust.valid_address(event.get("recipient")):
+        return None
+    if not _counts(event, trust.RECIPIENT, rules, strict, shadowed):
         return None
     kind = event.get("kind")
     if kind != "bounce" and not (kind == "delay" and r.count_delays):
@@ -173,11 +193,13 @@ def dead_mode(event: dict, rules) -> str | None:
     return "soft" if r.soft_days else None
 
 
-def sender_mode(event: dict, rules) -> str | None:
+def sender_mode(event: dict, rules, strict: bool = False, shadowed=()) -> str | None:
     """'bounce' (R3-R6 apply), 'complaint' (R7 applies) or None."""
     r = rules.sender
     sender = event.get("sender")
-    if not r.enabled or not sender or not _trusted(event, r, rules):
+    if not r.enabled or not sender or not sender_subject(event):
+        return None
+    if not _counts(event, trust.SENDER, rules, strict, shadowed):
         return None
     kind = event.get("kind")
     if kind == "complaint":
@@ -189,10 +211,12 @@ def sender_mode(event: dict, rules) -> str | None:
     return None
 
 
-def destination(event: dict, rules):
+def destination(event: dict, rules, strict: bool = False, shadowed=()):
     """(subject, domains) for R8 if the event is a throttling refusal, else None."""
     r = rules.dest
-    if not r.enabled or not r.min_deferrals or not _trusted(event, r, rules):
+    if not r.enabled or not r.min_deferrals:
+        return None
+    if not _counts(event, trust.DESTINATION, rules, strict, shadowed):
         return None
     if event.get("kind") not in ("bounce", "delay"):
         return None
@@ -214,12 +238,18 @@ REFRESH = 60 * SECOND
 
 
 def settled(s: Subject, now: int) -> bool:
-    """True when a live windowed flag was updated less than REFRESH ago (skip this event)."""
+    """True when a live windowed flag was updated less than REFRESH ago (skip this event).
+
+    Not while the flag is unverified and this event is verified evidence: that event may
+    be what makes the rule hold on verified evidence alone (then the flag is exported);
+    there are at most as many such events as genuine bounces.
+    """
     return (
         s.flag_id is not None
         and s.updated_at is not None
         and s.mode in ("bounce", "deferral")
         and now - s.updated_at < REFRESH
+        and (s.verified or not s.event_verified)
     )
 
 
@@ -248,10 +278,12 @@ def dead_lookback(rules) -> int:
 
 # --- the evaluation ------------------------------------------------------------------------
 
-def evaluate(state: State, event: dict, rules, now) -> list:
+def evaluate(state: State, event: dict, rules, now, settle: bool = True) -> list:
     """The decisions one recorded event causes, given the state of its subjects.
 
     ``now`` in epoch microseconds, as process_event passes it (or a datetime, as tests do).
+    ``settle=False`` ignores REFRESH (lean's verification pass re-judges a decision
+    already made).
     """
     now = instant(now)
     t = anchor(event, now)
@@ -259,7 +291,7 @@ def evaluate(state: State, event: dict, rules, now) -> list:
     for s in state.subjects:
         if s.since is not None and t <= s.since:
             continue  # happened before the administrator cleared the last flag
-        if settled(s, now):
+        if settle and settled(s, now):
             continue
         if s.kind == DEAD:
             d = _dead(s, event, rules, now, t)

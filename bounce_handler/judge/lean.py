@@ -11,7 +11,15 @@ so a flag commits together with the bounce that raised it.  For each event (in i
 3. ``apply``: insert or update the flag, its audit trail (flag_events) and its evidence
    links (flag_evidence).
 
-``bounces flags recompute`` replays history through the very same ``process_event``.
+``bounces flags recompute`` replays history through the very same ``process_event``, with
+the event's ``JUDGE_FIELDS`` read back from its row: nothing the pipe knew and the row does
+not keep.
+
+What an event may count for is trust.py's decision (``trust.admits`` here, ``trust.sql`` and
+``trust.dedup_sql`` in the window queries): a duplicate copy of a failure or a replayed
+token counts once.  When a decision is made on evidence that is not all verified, it is
+re-judged on verified evidence alone (``_verify``); only a flag whose rule holds that way
+is ``verified``, and only verified flags are exported.
 
 Imports: the judge's own small modules only, no stdlib module at all: no json
 (judge/evidence.py writes the evidence), no datetime (times are epoch microseconds,
@@ -22,10 +30,10 @@ its own in every pipe process.
 
 from __future__ import annotations
 
+from bounce_handler import trust
 from bounce_handler.judge.core import (
+    FAMILY,
     RAISE,
-    SENDER_ONLY,
-    UNSIGNED,
     UPDATE,
     State,
     Subject,
@@ -49,6 +57,15 @@ from bounce_handler.judge.utc import DAY, HOUR, MINUTE, day_number, micros
 # 100,000 bounces copying itself into flag_evidence.
 SAMPLES = 20
 MAX_EVIDENCE = 100
+
+# The bounce_events columns an event dict needs for process_event: the writers pass the
+# inserted rows (a superset), and `bounces flags recompute` must read back exactly these
+# so that a replay sees what the pipe saw.
+JUDGE_FIELDS = (
+    "id", "occurred_at", "kind", "recipient", "recipient_domain", "status", "reason", "hard",
+    "diagnostic", "remote_mta", "sender", "verified", "verify_reason", "origin",
+    "sender_source", "sasl_verified", "failure_key", "token_key", "duplicate_of", "replay_of",
+)
 
 
 def hook_for_settings(settings):
@@ -86,34 +103,92 @@ def _event_id(ev: dict) -> int:
 
 
 def process_event(db: Db, ev: dict, rules, now: int) -> list:
-    """Load, evaluate, apply for one event (``now`` in epoch microseconds)."""
+    """Load, evaluate, verify, apply for one event (``now`` in epoch microseconds)."""
     state = load(db, ev, rules, now)
     if not state.subjects:
         return []
     decisions = evaluate(state, ev, rules, now)
+    if decisions:
+        _verify(db, ev, rules, now, state, decisions)
     for d in decisions:
         apply(db, d, ev, rules)
     return decisions
 
 
+def _verify(db: Db, ev: dict, rules, now: int, state: State, decisions: list) -> None:
+    """Set each decision's ``verified``: whether its rule holds on verified evidence alone.
+
+    Free when the flag is verified already (it stays so) or when the family counts
+    verified rows only anyway ([verp] require_signed, no include_unverified); otherwise
+    the subject is loaded again with trust.py's strict predicate and re-evaluated.
+    """
+    need = set()
+    for d in decisions:
+        s = next(x for x in state.subjects if x.kind == d.kind)
+        if (s.flag_id is not None and s.verified) or not trust.lenient(rules, FAMILY[d.kind]):
+            d.verified = True
+        else:
+            need.add(d.kind)
+    if not need:
+        return
+    strict = load(db, ev, rules, now, strict=True, only=need)
+    held = {(x.kind, x.subject) for x in evaluate(strict, ev, rules, now, settle=False)}
+    for d in decisions:
+        if d.kind in need:
+            d.verified = (d.kind, d.subject) in held
+
+
 # --- the windows, as SQL predicates (shared by the counts and the evidence samples) -----
 
-def _trust(r, rules, sql: str, params: list, recipient: bool = False) -> str:
-    """The SQL twin of core._trusted."""
-    if r.include_unverified:
-        return sql
-    if rules.accept_unsigned:
-        # sender-only rows are verified=1, so they pass here for every rule.
-        sql += f" AND (verified = ? OR verify_reason IN ({marks(len(UNSIGNED))}))"
-        params.append(True)
-        params.extend(UNSIGNED)
-        return sql
-    sql += " AND verified = ?"
-    params.append(True)
-    if recipient:
-        sql += " AND (verify_reason IS NULL OR verify_reason != ?)"
-        params.append(SENDER_ONLY)
-    return sql
+def _trust(family: str, rules, sql: str, params: list, strict: bool) -> str:
+    """trust.py's predicates: the rows this family admits, each failure and unit once."""
+    sql += " AND " + trust.sql(family, rules, params, strict)
+    return sql + " AND " + trust.dedup_sql(family, rules, params, strict)
+
+
+class _Shadow:
+    """The families for which an earlier copy of the event already counts (trust.py).
+
+    Asked lazily by core's mode functions (``family in shadowed``): an event without a
+    link costs nothing, a copy one indexed probe per family asked.
+    """
+
+    __slots__ = ("db", "ev", "rules", "strict", "known")
+
+    def __init__(self, db: Db, ev: dict, rules, strict: bool) -> None:
+        self.db = db
+        self.ev = ev
+        self.rules = rules
+        self.strict = strict
+        self.known: dict[str, bool] = {}
+
+    def __contains__(self, family: str) -> bool:
+        ev = self.ev
+        if not (ev.get("duplicate_of") or ev.get("replay_of")):
+            return False
+        hit = self.known.get(family)
+        if hit is None:
+            hit = self.known[family] = self._earlier(family)
+        return hit
+
+    def _earlier(self, family: str) -> bool:
+        ev, db = self.ev, self.db
+        if trust.token_shadows(ev, family):
+            if family == trust.SENDER or db.one(
+                "SELECT 1 FROM bounce_events p WHERE p.token_key = ? AND p.id < ? "
+                "AND p.verify_reason IS NULL LIMIT 1",
+                (ev["token_key"], ev["id"]),
+            ):
+                return True
+        if not ev.get("duplicate_of"):
+            return False
+        params = [ev["failure_key"], ev["id"]]
+        w = trust.sql(family, self.rules, params, self.strict, "p.")
+        return db.one(
+            "SELECT 1 FROM bounce_events p WHERE p.failure_key = ? AND p.id < ? AND "
+            + w + " LIMIT 1",
+            params,
+        ) is not None
 
 
 def _in(column: str, values, params: list, negate: bool = False) -> str:
@@ -124,16 +199,17 @@ def _in(column: str, values, params: list, negate: bool = False) -> str:
     return f"{column} {'NOT IN' if negate else 'IN'} ({marks(len(values))})"
 
 
-def _dead_where(db: Db, ev: dict, rules, lo, t):
+def _dead_where(db: Db, ev: dict, rules, lo, t, strict: bool = False):
     r = rules.dead
     params = [ev["recipient"], db.ts(lo), db.ts(t), ev["id"]]
     sql = "recipient = ? AND occurred_at > ? AND occurred_at <= ? AND id <= ? AND "
     sql += _in("kind", ("bounce", "delay") if r.count_delays else ("bounce",), params)
     sql += " AND " + _in("reason", r.sender_side_reasons, params, negate=True)
-    return _trust(r, rules, sql, params, recipient=True), params
+    return _trust(trust.RECIPIENT, rules, sql, params, strict), params
 
 
-def _sender_where(db: Db, ev: dict, rules, lo, t, complaints: bool = False):
+def _sender_where(db: Db, ev: dict, rules, lo, t, complaints: bool = False,
+                  strict: bool = False):
     r = rules.sender
     params = [ev["sender"], db.ts(lo), db.ts(t), ev["id"]]
     sql = "sender = ? AND occurred_at > ? AND occurred_at <= ? AND id <= ? AND "
@@ -142,10 +218,10 @@ def _sender_where(db: Db, ev: dict, rules, lo, t, complaints: bool = False):
     else:
         kinds = ("bounce", "delay") if r.count_delays else ("bounce",)
     sql += _in("kind", kinds, params)
-    return _trust(r, rules, sql, params), params
+    return _trust(trust.SENDER, rules, sql, params, strict), params
 
 
-def _dest_where(db: Db, ev: dict, rules, domains, lo, t):
+def _dest_where(db: Db, ev: dict, rules, domains, lo, t, strict: bool = False):
     r = rules.dest
     params: list = []
     sql = _in("recipient_domain", domains, params)
@@ -158,23 +234,24 @@ def _dest_where(db: Db, ev: dict, rules, domains, lo, t):
         alternatives.append("lower(coalesce(diagnostic, '')) LIKE ? ESCAPE '\\'")
         params.append("%" + m + "%")
     sql += " AND (" + " OR ".join(alternatives) + ")"
-    return _trust(r, rules, sql, params), params
+    return _trust(trust.DESTINATION, rules, sql, params, strict), params
 
 
 # --- load ----------------------------------------------------------------------------------
 
 def _subject(db: Db, kind: str, subject: str, mode: str, domains=()) -> Subject:
     """The live flag (if any) and the last clearing time for (kind, subject)."""
-    s = Subject(kind, subject, mode, domains=domains)
-    for fid, state, cleared_at, updated_at in db.all(
-        "SELECT id, state, cleared_at, updated_at FROM flags WHERE kind = ? AND subject = ? "
-        "ORDER BY id DESC LIMIT 2",
+    s = Subject(kind, subject, mode, domains=domains, verified=False)
+    for fid, state, cleared_at, updated_at, verified in db.all(
+        "SELECT id, state, cleared_at, updated_at, verified FROM flags "
+        "WHERE kind = ? AND subject = ? ORDER BY id DESC LIMIT 2",
         (kind, subject),
     ):
         if state != "cleared":
             if s.flag_id is None:
                 s.flag_id = fid
                 s.updated_at = micros(updated_at)
+                s.verified = bool(verified)
         elif cleared_at is not None:
             s.since = micros(cleared_at)
             break
@@ -185,35 +262,48 @@ def _after(lo, since):
     return since if since is not None and since > lo else lo
 
 
-def load(db: Db, ev: dict, rules, now: int) -> State:
-    """The state of the subjects this event touches, with the counts its rules need."""
+def load(db: Db, ev: dict, rules, now: int, strict: bool = False, only=None) -> State:
+    """The state of the subjects this event touches, with the counts its rules need.
+
+    ``strict``: count verified evidence only (trust.py), for the kinds in ``only``.
+    """
     t = anchor(ev, now)
     subjects = []
+    shadowed = _Shadow(db, ev, rules, strict)
 
-    mode = dead_mode(ev, rules)
+    def wanted(kind: str, s: Subject) -> bool:
+        # REFRESH does not apply to the strict pass: it re-judges a decision just made.
+        s.event_verified = trust.admits(ev, FAMILY[kind], rules, strict=True)
+        return (s.since is None or t > s.since) and (strict or not settled(s, now))
+
+    mode = dead_mode(ev, rules, strict, shadowed) if only is None or DEAD in only else None
     if mode is not None:
         s = _subject(db, DEAD, ev["recipient"], mode)
+        s.event_verified = trust.admits(ev, trust.RECIPIENT, rules, strict=True)
         if mode == "soft" and (s.since is None or t > s.since):
-            w, p = _dead_where(db, ev, rules, _after(t - dead_lookback(rules), s.since), t)
+            lo = _after(t - dead_lookback(rules), s.since)
+            w, p = _dead_where(db, ev, rules, lo, t, strict)
             rows = db.all("SELECT DISTINCT date(occurred_at) FROM bounce_events WHERE " + w, p)
             s.counts["days"] = [day_number(r[0]) for r in rows]
         subjects.append(s)
 
-    mode = sender_mode(ev, rules)
+    mode = None
+    if only is None or COMPROMISED in only:
+        mode = sender_mode(ev, rules, strict, shadowed)
     if mode is not None:
         r = rules.sender
         s = _subject(db, COMPROMISED, ev["sender"], mode)
-        if (s.since is None or t > s.since) and not settled(s, now):
+        if wanted(COMPROMISED, s):
             if mode == "complaint":
                 lo = _after(t - r.complaint_window_hours * HOUR, s.since)
-                w, p = _sender_where(db, ev, rules, lo, t, complaints=True)
+                w, p = _sender_where(db, ev, rules, lo, t, complaints=True, strict=strict)
                 s.counts["complaints"] = db.one(
                     "SELECT count(*) FROM bounce_events WHERE " + w, p
                 )[0]
             else:
                 window = r.window_minutes * MINUTE
                 lo = _after(t - window, s.since)
-                w, p = _sender_where(db, ev, rules, lo, t)
+                w, p = _sender_where(db, ev, rules, lo, t, strict=strict)
                 sp: list = []
                 spam = _in("reason", r.spam_reasons, sp)
                 row = db.one(
@@ -236,20 +326,22 @@ def load(db: Db, ev: dict, rules, now: int) -> State:
                         base = db.one(
                             "SELECT count(*) FROM (SELECT 1 FROM bounce_events WHERE "
                             "sender = ? AND occurred_at > ? AND occurred_at <= ? AND id <= ? "
-                            "LIMIT ?) AS b",
+                            "AND duplicate_of IS NULL LIMIT ?) AS b",
                             (ev["sender"], db.ts(blo), db.ts(hi), ev["id"],
                              baseline_cap(s.counts, rules)),
                         )[0]
                     s.counts["baseline"] = base
         subjects.append(s)
 
-    dst = destination(ev, rules)
+    dst = None
+    if only is None or THROTTLED in only:
+        dst = destination(ev, rules, strict, shadowed)
     if dst is not None:
         subject, domains = dst
         s = _subject(db, THROTTLED, subject, "deferral", domains)
-        if (s.since is None or t > s.since) and not settled(s, now):
+        if wanted(THROTTLED, s):
             lo = _after(t - rules.dest.window_minutes * MINUTE, s.since)
-            w, p = _dest_where(db, ev, rules, domains, lo, t)
+            w, p = _dest_where(db, ev, rules, domains, lo, t, strict)
             s.counts["deferrals"] = db.one("SELECT count(*) FROM bounce_events WHERE " + w, p)[0]
         subjects.append(s)
 
@@ -274,15 +366,16 @@ def apply(db: Db, d, ev: dict, rules) -> int:
     """Write one decision; return the flag id."""
     at = db.ts(d.at)
     evidence = dumps(d.evidence)
+    verified = bool(d.verified)
     if d.action == RAISE:
         # ON CONFLICT on the live-flag index: with PostgreSQL and several relays, another
         # transaction may have raised the same flag since `load` looked (SQLite's BEGIN
         # IMMEDIATE serialises writers, so there it cannot happen). Then this is an update.
         rows = db.all(
             "INSERT INTO flags (kind, subject, state, rule, raised_at, updated_at, evidence, "
-            "advice) VALUES (?, ?, 'open', ?, ?, ?, ?, ?) "
+            "advice, verified) VALUES (?, ?, 'open', ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (kind, subject) WHERE state != 'cleared' DO NOTHING RETURNING id",
-            (d.kind, d.subject, d.rule, at, at, evidence, d.advice),
+            (d.kind, d.subject, d.rule, at, at, evidence, d.advice, verified),
         )
         if not rows:
             d.action = UPDATE
@@ -305,16 +398,22 @@ def apply(db: Db, d, ev: dict, rules) -> int:
             )
         return fid
     fid = d.flag_id
-    db.run("UPDATE flags SET updated_at = ?, evidence = ? WHERE id = ?", (at, evidence, fid))
+    was = db.one("SELECT verified FROM flags WHERE id = ?", (fid,))
+    became_verified = verified and not (was and was[0])
+    # Once verified, a flag stays so (it is exported) until it is cleared.
+    db.run(
+        "UPDATE flags SET updated_at = ?, evidence = ?, verified = (verified OR ?) WHERE id = ?",
+        (at, evidence, verified, fid),
+    )
     cur = db.run(
         "INSERT INTO flag_evidence (flag_id, event_id) SELECT ?, ? "
         "WHERE (SELECT count(*) FROM flag_evidence WHERE flag_id = ?) < ? "
         "ON CONFLICT DO NOTHING",
         (fid, d.event_id, fid, MAX_EVIDENCE),
     )
-    if cur.rowcount == 1:
+    if cur.rowcount == 1 or became_verified:
         # One audit line per new piece of evidence (bounded by MAX_EVIDENCE), not one per
-        # bounce of a 100,000-bounce spam run.
+        # bounce of a 100,000-bounce spam run; and the one that made the flag verified.
         _audit(db, fid, at, "updated", d)
     return fid
 
@@ -323,6 +422,7 @@ def _audit(db: Db, fid: int, at, action: str, d) -> None:
     """The flag's audit line: the judge's evidence and the event that caused it."""
     detail = dict(d.evidence)
     detail["event_id"] = d.event_id
+    detail["verified"] = bool(d.verified)
     db.run(
         "INSERT INTO flag_events (flag_id, at, action, actor, detail) "
         "VALUES (?, ?, ?, 'judge', ?)",

@@ -34,6 +34,7 @@ FLAG_COLUMNS = (
     "cleared_at",
     "evidence",
     "advice",
+    "verified",
 )
 
 
@@ -78,6 +79,8 @@ def _flag(row) -> dict:
     f = dict(zip(FLAG_COLUMNS, row, strict=True))
     for k in ("raised_at", "updated_at", "acked_at", "cleared_at"):
         f[k] = _iso(f[k])
+    # Whether the rule holds on verified evidence alone: only such flags are exported.
+    f["verified"] = bool(f["verified"])
     try:
         f["evidence"] = json.loads(f["evidence"] or "{}")
     except ValueError:

@@ -22,26 +22,14 @@ from __future__ import annotations
 
 from bounce_handler.judge.core import RAISE
 from bounce_handler.judge.evidence import dumps
-from bounce_handler.judge.lean import process_event
+from bounce_handler.judge.lean import JUDGE_FIELDS, process_event
 from bounce_handler.judge.sql import Db
 from bounce_handler.judge.utc import micros
 
 CHUNK = 5000
 
-EVENT_FIELDS = (
-    "id",
-    "occurred_at",
-    "kind",
-    "recipient",
-    "recipient_domain",
-    "status",
-    "reason",
-    "hard",
-    "diagnostic",
-    "remote_mta",
-    "sender",
-    "verified",
-)
+# Every field process_event reads, trust and copy links included (judge/lean.py).
+EVENT_FIELDS = JUDGE_FIELDS
 
 
 def count_events(conn) -> int:

@@ -73,7 +73,9 @@ OPTIONS: dict[str, dict[str, tuple[type, object, str]]] = {
             False,
             "Count bounces whose VERP token did not verify. Off: anyone can send a forged "
             "bounce naming any address, and a dead-recipient flag usually ends in a "
-            "suppression, so a forger could silence a real subscriber.",
+            "suppression, so a forger could silence a real subscriber. On: they count for "
+            "flags, which are still never exported unless the rule holds on verified "
+            "evidence alone (docs/trust.md).",
         ),
         "hard_reasons": (
             list,
@@ -133,7 +135,8 @@ OPTIONS: dict[str, dict[str, tuple[type, object, str]]] = {
             bool,
             False,
             "Count bounces whose VERP token did not verify. Off: backscatter from a spammer "
-            "forging one of our addresses would otherwise look like that user spamming.",
+            "forging one of our addresses would otherwise look like that user spamming. "
+            "On: such flags are reported, never exported (docs/trust.md).",
         ),
         "window_minutes": (
             int,

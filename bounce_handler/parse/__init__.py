@@ -61,6 +61,7 @@ def _parse(raw: bytes) -> ParseResult:
             continue  # recognised nothing: let the next detector try
         # Recipients found but none plausible ("david...@gmail.com"): the format was
         # recognised, so the verdict stands (a bounce naming no usable address).
+        mid = msg.get("message-id")
         return ParseResult(
             kind=hit.kind or _kind(recipients),
             recipients=recipients,
@@ -68,6 +69,8 @@ def _parse(raw: bytes) -> ParseResult:
             detector=det.name,
             reporting_mta=hit.reporting_mta,
             arrival_date=hit.arrival_date,
+            queue_id=hit.queue_id,
+            message_id=one_line(mid, 998) if mid else None,
         )
     return ParseResult(kind="unknown")
 
@@ -105,16 +108,19 @@ def _kind(recipients: tuple) -> str:
 def _original(part: Part | None, sender: str | None, recipients: tuple) -> Original:
     """Facts about the returned message (attached copy or headers)."""
     rcpt = next((r.original_address for r in recipients if r.original_address), None)
+    source = "dsn" if sender else None
     if part is None:
-        return Original(sender=sender, recipient=rcpt)
-    login = None
-    for received in part.get_all("received"):
+        return Original(sender=sender, recipient=rcpt, sender_source=source)
+    login = hop = None
+    for i, received in enumerate(part.get_all("received")):
         login = find_sasl(received)
         if login:
+            hop = i
             break
     if sender is None:
         rp = part.get("return-path")
         sender = clean_address(rp) if rp and rp.strip() != "<>" else None
+        source = "copy" if sender else None
     frm = part.get("from")
     subject = part.get("subject")
     mid = part.get("message-id")
@@ -125,6 +131,8 @@ def _original(part: Part | None, sender: str | None, recipients: tuple) -> Origi
         subject=one_line(decode_words(subject), 300) if subject else None,
         sasl_login=login,
         recipient=rcpt,
+        sender_source=source,
+        sasl_hop=hop,
     )
 
 

@@ -150,9 +150,12 @@ class Hit:
     arrival_date   Arrival-Date as written
     sender         the original envelope sender, when the notice names it
     original       the Part holding the returned message or its headers, if known
+    queue_id       the reporting Postfix's queue ID of the original (X-Postfix-Queue-ID)
     """
 
-    __slots__ = ("kind", "recipients", "reporting_mta", "arrival_date", "sender", "original")
+    __slots__ = (
+        "kind", "recipients", "reporting_mta", "arrival_date", "sender", "original", "queue_id",
+    )
 
     def __init__(
         self,
@@ -162,6 +165,7 @@ class Hit:
         arrival_date: str | None = None,
         sender: str | None = None,
         original: Part | None = None,
+        queue_id: str | None = None,
     ) -> None:
         self.recipients = recipients
         self.kind = kind
@@ -169,6 +173,7 @@ class Hit:
         self.arrival_date = arrival_date
         self.sender = sender
         self.original = original
+        self.queue_id = queue_id
 
 
 MAX_TEXT = 65536  # notice text read by detectors; a longer one is a returned message inline

@@ -118,9 +118,17 @@ class Original(_Record):
     subject      its Subject: (RFC 2047 decoded)
     sasl_login   the SASL login, from a Received: "(Authenticated sender: NAME)" clause
     recipient    the original envelope recipient, when the notice says (Postfix notices)
+    sender_source  where ``sender`` was read: "dsn" (the report's X-Postfix-Sender, which
+                 the reporting Postfix writes from its queue file) or "copy" (the
+                 Return-Path of the returned message); None without a sender
+    sasl_hop     which Received: header of the returned copy held ``sasl_login``, 0 being
+                 the topmost (the one the relay that queued the message wrote)
     """
 
-    __slots__ = ("sender", "message_id", "from_", "subject", "sasl_login", "recipient")
+    __slots__ = (
+        "sender", "message_id", "from_", "subject", "sasl_login", "recipient", "sender_source",
+        "sasl_hop",
+    )
 
     def as_dict(self) -> dict:
         """As the JSON shape names it: ``from``, not ``from_``."""
@@ -139,6 +147,8 @@ class ParseResult(_Record):
     reporting_mta   Reporting-MTA of a DSN
     arrival_date    Arrival-Date of a DSN, as written
     error           why nothing could be understood (kind "unknown"), else None
+    queue_id        X-Postfix-Queue-ID of a Postfix DSN (the original's queue file)
+    message_id      the Message-ID of the bounce message itself (not of the original)
     """
 
     __slots__ = (
@@ -149,6 +159,8 @@ class ParseResult(_Record):
         "reporting_mta",
         "arrival_date",
         "error",
+        "queue_id",
+        "message_id",
     )
     _defaults = {"kind": "unknown", "recipients": (), "detector": ""}
 

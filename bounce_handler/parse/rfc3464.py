@@ -351,6 +351,9 @@ class RFC3464:
             arrival_date=one_line(per_message.get("arrival-date")),
             sender=_addr(per_message.get("x-postfix-sender")),
             original=original,
+            # Postfix names the original's queue file: what its DSN to the sender and its
+            # postmaster copy (notify_classes) share, the failure identity (trust.py).
+            queue_id=one_line(per_message.get("x-postfix-queue-id"), 64),
         )
 
 

@@ -16,6 +16,13 @@ without one Postfix says 5.7.1, so dead recipients carry 5.1.1 ("bad destination
 The file is replaced atomically: written to a temporary name in the same directory,
 ``postmap``-ed there, and both the source and the indexed file renamed into place (a
 ``smtpd`` opening the map mid-way sees the old file or the new, never half of one).
+
+What may become a key (bounce_handler/trust.py, docs/trust.md): only flags whose rule held
+on verified evidence (``flags.verified``), SASL logins only from the relay's own Received:
+header of a local notice, and every key a complete address (or login): access(5) reads a
+bare domain, a bare local part or ``user@`` as a wildcard, and postmaster must stay
+reachable.  ``collect`` leaves anything else out with a warning, and ``postfix_text``
+refuses to write a line that would still break that.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import subprocess
 
 from sqlalchemy import desc, select
 
+from bounce_handler import trust
 from bounce_handler.errors import EX_SOFTWARE, EX_USAGE, BounceHandlerError
 from bounce_handler.reports import db
 from bounce_handler.reports.suppressions import BadEntry, normalize
@@ -60,42 +68,54 @@ def collect(conn, what: str, key: str = "sender", warn=None) -> list[Entry]:
     """The entries of `what` (dead-recipients | compromised-senders), flags first.
 
     key="sasl" (compromised senders only) maps each flagged sender to the SASL login
-    names its bounced mail was submitted with (bounce_events.sasl_login): the key
-    check_sasl_access looks up.  A flagged sender with no known login is reported to
-    `warn` and left out.
+    names its bounced mail was submitted with (bounce_events.sasl_login, where the
+    relay's own Received: header of a local notice gave it): the key check_sasl_access
+    looks up.  A flagged sender with no such login is reported to `warn` and left out.
+    Flags whose rule did not hold on verified evidence are left out (and reported).
     """
     flag_kind, supp_kind = WHAT[what]
     fl, sup = db.flags, db.suppressions
     seen: dict[str, Entry] = {}
+    key_type = "sasl" if key == "sasl" else "address"
     rows = conn.execute(
-        select(fl.c.id, fl.c.subject, fl.c.rule, fl.c.raised_at)
+        select(fl.c.id, fl.c.subject, fl.c.rule, fl.c.raised_at, fl.c.verified)
         .where(fl.c.kind == flag_kind, fl.c.state.in_(db.LIVE_STATES))
         .order_by(fl.c.raised_at, fl.c.id)
     ).all()
     for r in rows:
+        if not r.verified:
+            if warn:
+                warn(f"flag #{r.id} ({r.subject}): its rule does not hold on verified "
+                     "evidence alone (docs/trust.md); left out of the export")
+            continue
         values = [r.subject]
         if key == "sasl":
             values = _logins(conn, r.subject)
             if not values and warn:
-                warn(f"flag #{r.id} ({r.subject}): no SASL login recorded for this sender; "
-                     "left out of the check_sasl_access map")
+                warn(f"flag #{r.id} ({r.subject}): no SASL login recorded by a verified "
+                     "notice for this sender; left out of the check_sasl_access map")
         for v in values:
-            _put(seen, v, f"flag #{r.id} {r.rule}", None, r.raised_at, warn)
+            _put(seen, v, f"flag #{r.id} {r.rule}", None, r.raised_at, warn, key_type)
     for r in conn.execute(select(sup).where(sup.c.kind == supp_kind).order_by(sup.c.value)):
         values = [r.value]
         if key == "sasl" and "@" in r.value:
             values = _logins(conn, r.value) or [r.value]
         for v in values:
-            _put(seen, v, r.source, r.note, r.created_at, warn)
+            _put(seen, v, r.source, r.note, r.created_at, warn, key_type)
     return list(seen.values())
 
 
-def _put(seen: dict, value: str, source: str, note, since, warn) -> None:
+def _put(seen: dict, value: str, source: str, note, since, warn, key_type: str) -> None:
     try:
         v = normalize(value)
     except BadEntry as e:
         if warn:
             warn(f"skipped {e}")
+        return
+    problem = trust.export_key_problem(v, key_type)
+    if problem:
+        if warn:
+            warn(f"skipped {v!r} ({source}): {problem}")
         return
     k = v.lower()  # Postfix folds map keys to lower case (postmap(1) without -f)
     if k not in seen:
@@ -103,10 +123,13 @@ def _put(seen: dict, value: str, source: str, note, since, warn) -> None:
 
 
 def _logins(conn, sender: str) -> list[str]:
+    # Only logins the relay itself wrote (sasl_verified): a forged bounce can carry any
+    # Received: header, and 50 of them must not push the real login out either.
     ev = db.events
     rows = conn.execute(
         select(ev.c.sasl_login)
-        .where(ev.c.sender == sender, ev.c.sasl_login.is_not(None))
+        .where(ev.c.sender == sender, ev.c.sasl_login.is_not(None),
+               ev.c.sasl_verified.is_(True), ev.c.duplicate_of.is_(None))
         .order_by(desc(ev.c.occurred_at))
         .limit(50)
     ).scalars()
@@ -117,9 +140,19 @@ def _logins(conn, sender: str) -> list[str]:
     return out
 
 
-def postfix_text(what: str, entries: list[Entry], action: str, generated: str) -> str:
-    """The access(5) source file."""
+def postfix_text(what: str, entries: list[Entry], action: str, generated: str,
+                 key: str = "sender") -> str:
+    """The access(5) source file.
+
+    Raises BounceHandlerError rather than write a key access(5) would read as a wildcard
+    (``collect`` leaves such values out; this is the last line of defence).
+    """
     action = action.upper()
+    key_type = "sasl" if key == "sasl" else "address"
+    for e in entries:
+        problem = trust.export_key_problem(e.value, key_type)
+        if problem:
+            raise BounceHandlerError(f"refusing to export {e.value!r}: {problem}", EX_SOFTWARE)
     lines = [
         f"# bounce-handler: {what}, generated {generated} UTC by `bounces export`.",
         "# Do not edit: the next export replaces this file. Manual entries:",

@@ -40,7 +40,8 @@ def collect(conn, now) -> list[str]:
         # reason within kind: the (reason, occurred_at) index, one range per kind.
         rows = conn.execute(
             select(ev.c.reason, func.count())
-            .where(ev.c.kind == kind, ev.c.occurred_at >= start, ev.c.occurred_at < now)
+            .where(ev.c.kind == kind, ev.c.occurred_at >= start, ev.c.occurred_at < now,
+                   ev.c.duplicate_of.is_(None))  # each failure once (trust.py)
             .group_by(ev.c.reason)
             .order_by(ev.c.reason)
         ).all()

@@ -70,7 +70,7 @@ sqlite3 = _import_sqlite3()
 # database to the newest; a database at any other revision (older, or written by a newer
 # bounce-handler) makes the pipe exit 75 with the reason, rather than write wrong rows.
 # tests/test_store_schema.py checks the last one is alembic's head.
-KNOWN_REVISIONS = ("0001",)
+KNOWN_REVISIONS = ("0002",)
 
 MESSAGE_COLUMNS = (
     "digest",
@@ -113,6 +113,13 @@ EVENT_COLUMNS = (
     "verified",
     "verify_reason",
     "original_message_id",
+    "origin",
+    "sender_source",
+    "sasl_verified",
+    "failure_key",
+    "token_key",
+    "duplicate_of",
+    "replay_of",
 )
 
 RAW_COLUMNS = ("message_id", "stored_at", "compression", "content")
@@ -127,6 +134,41 @@ INSERT_MESSAGE = _insert("messages", MESSAGE_COLUMNS)
 INSERT_EVENT = _insert("bounce_events", EVENT_COLUMNS)
 INSERT_RAW = _insert("raw_messages", RAW_COLUMNS)
 INSERT_QUARANTINE = _insert("quarantine", QUARANTINE_COLUMNS)
+
+# The first stored copy of a failure, and the first row of a token (trust.py): min(id)
+# over the (key, id) indexes, one probe each.
+LINK_FAILURE = "SELECT min(id) FROM bounce_events WHERE failure_key = ?"
+LINK_TOKEN = "SELECT min(id) FROM bounce_events WHERE token_key = ?"
+
+
+def link_copies(one, ev: dict) -> None:
+    """Set an event's ``duplicate_of`` and ``replay_of`` from the rows stored before it.
+
+    ``one(sql, params)`` runs a query (qmark style) and returns its first row; the event
+    is inserted right after, in the same transaction, so the links see every earlier
+    row, this message's included.  Local rows are never replays: the relay's own queue
+    file vouches for each of them (trust.py), so only their failure is linked.
+    """
+    key = ev.get("failure_key")
+    if key:
+        row = one(LINK_FAILURE, (key,))
+        ev["duplicate_of"] = row[0] if row else None
+    token = ev.get("token_key")
+    if token and ev.get("origin") != "local":
+        row = one(LINK_TOKEN, (token,))
+        ev["replay_of"] = row[0] if row else None
+
+
+def insert_events(conn, events: list, message_id: int) -> None:
+    """Link and insert a message's events through a sqlite3 connection (ids set on them)."""
+
+    def one(sql, params):
+        return conn.execute(sql, params).fetchone()
+
+    for ev in events:
+        ev["message_id"] = message_id
+        link_copies(one, ev)
+        ev["id"] = conn.execute(INSERT_EVENT, [ev.get(c) for c in EVENT_COLUMNS]).lastrowid
 
 
 def sqlite_path(url: str) -> str:
@@ -193,11 +235,7 @@ class SqliteWriter:
                     conn.execute(
                         INSERT_RAW, (message_id, m["received_at"], "zlib", batch.raw)
                     )
-                for ev in batch.events:
-                    ev["message_id"] = message_id
-                    ev["id"] = conn.execute(
-                        INSERT_EVENT, [ev.get(c) for c in EVENT_COLUMNS]
-                    ).lastrowid
+                insert_events(conn, batch.events, message_id)
                 if batch.quarantine is not None:
                     q = batch.quarantine
                     conn.execute(

@@ -16,7 +16,8 @@ once, before the message is given up as unavailable.  A writer is used by one th
 Either way it is what PgBouncer in *transaction* pooling mode expects of a client:
 nothing outlives the transaction --
 no session ``SET`` (the statement timeout is ``SET LOCAL``), no server-side prepared
-statements (``prepare_threshold=None``), no advisory locks, no LISTEN.  Put PgBouncer in
+statements (``prepare_threshold=None``), no session advisory locks (the copy links take
+transaction-scoped ones, released at COMMIT), no LISTEN.  Put PgBouncer in
 front when dozens of relays x ``maxproc`` pipes would exceed ``max_connections``
 (``deploy/README.md`` has the settings).
 
@@ -44,12 +45,13 @@ from bounce_handler.store.lean import (
     QUARANTINE_COLUMNS,
     RAW_COLUMNS,
     check_revision,
+    link_copies,
 )
 
 # Columns that are Boolean in the models: the batch carries SQLite's 0/1, which
 # PostgreSQL refuses for a boolean column ("column is of type boolean but expression is
 # of type smallint").
-BOOL_COLUMNS = frozenset(("truncated", "hard", "verified"))
+BOOL_COLUMNS = frozenset(("truncated", "hard", "verified", "sasl_verified"))
 
 # Seconds to wait for the TCP connection when no connect_timeout is in the URL: well under
 # pipe(8)'s time limit (deploy/ sets 120 s), so an unreachable server means exit 75, not a
@@ -212,8 +214,22 @@ class PgWriter:
         message_id = row[0]
         if batch.raw is not None:
             cur.execute(INSERT_RAW, (message_id, m["received_at"], "zlib", batch.raw))
+        # Two relays (or the DSN and the postmaster copy of one failure, drained or
+        # received side by side) must not both find "no earlier copy": a transaction-scoped
+        # lock per key (PgBouncer-safe, released at COMMIT) serialises them, taken in one
+        # sorted pass so two messages sharing keys cannot deadlock.
+        keys = sorted({k for ev in batch.events for k in (ev.get("failure_key"),
+                                                          ev.get("token_key")) if k})
+        for k in keys:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (k,))
+
+        def one(sql, params):
+            cur.execute(sql.replace("?", "%s"), params)
+            return cur.fetchone()
+
         for ev in batch.events:
             ev["message_id"] = message_id
+            link_copies(one, ev)
             cur.execute(INSERT_EVENT, _bools(ev, EVENT_COLUMNS))
             ev["id"] = cur.fetchone()[0]
         if batch.quarantine is not None:

@@ -1,10 +1,12 @@
 """A store filled through the real pipe path, for the administrator's verbs.
 
 Bounces are made by templating the samples (recipient, sender, ids substituted) and fed
-to the real ``bounce-handler``; the judge raises the flags as the pipe records them (the
-[rules] below lower the thresholds and count unverified XVERP tokens, which the samples
-use).  Afterwards a few rows are moved back in time with SQL, which is the only way to
-get a history spanning days without waiting for it.
+to the real ``bounce-handler`` with a signed VERP token (key file beside this module,
+test-only), as a relay that signs its mail gets them: the flags are then verified and
+`bounces export` writes them (docs/trust.md); the judge raises the flags as the pipe
+records them (the [rules] below lower the thresholds).  Afterwards a few rows are moved
+back in time with SQL, which is the only way to get a history spanning days without
+waiting for it.
 """
 
 from __future__ import annotations
@@ -14,13 +16,19 @@ import pty
 import shutil
 import sqlite3
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import SAMPLES, Store, script
 
-RULES = """
+KEY_FILE = Path(__file__).with_name("verp-test.keys")
+
+RULES = f"""
+[verp]
+key_file = "{KEY_FILE}"
 [rules.dead_recipient]
 include_unverified = true
 [rules.compromised_sender]
@@ -46,12 +54,16 @@ FULL = ["bob@example.org", "ann@example.org", "joe@example.org"]
 FULL_SENDER = "carol@shop.example"
 DEFERRED = ["dave@yahoo.com", "eve@yahoo.com"]
 DAYS_BACK = 3  # the mailbox-full bounces are moved this many days back
+# The local sender each group's mail came from (what its signed token names).
+SENDER_OF = {**dict.fromkeys(FULL, FULL_SENDER), **dict.fromkeys(DEFERRED, "mallory")}
 
 
-def token(address: str) -> str:
-    """The XVERP token Postfix appends for `address` (bounces+user=domain@...)."""
-    local, _, domain = address.rpartition("@")
-    return f"{local}={domain}"
+def token(address: str, sender: str | None = None) -> str:
+    """The signed VERP token an application puts in the return path for `address`."""
+    from bounce_handler import verp
+
+    ring = verp.load_keys(str(KEY_FILE))
+    return verp.make_token(address, sender or SENDER_OF.get(address, SPAMMER), ring, time.time())
 
 
 def with_pipe_headers(raw: bytes, address: str) -> bytes:

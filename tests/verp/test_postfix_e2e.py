@@ -75,6 +75,8 @@ def relay(_migrated_template, pipe_bin):
         f'[verp]\nkey_file = "{work}/verp.keys"\ndomain = "{pf.BOUNCE_DOMAIN}"\n'
         f'[daemon]\nsocketmap_listen = "inet:127.0.0.1:{port}"\n'
         f'sender_domains = "corp.example"\nforward_to_sender = true\n'
+        # Low enough that counting each failure twice (DSN + postmaster copy) would flag.
+        "[rules.compromised_sender]\nmax_bounces = 6\nmax_domains = 0\n"
     )
     config.chmod(0o644)
     # The real keygen, giving the key file to the pipe user's group (mode 0640).
@@ -95,7 +97,9 @@ def relay(_migrated_template, pipe_bin):
     sm = f"socketmap:inet:127.0.0.1:{port}"
     instance = pf.PostfixInstance(
         str(base / "postfix"),
-        handler_argv=[os.path.join(pipe_bin, "bounce-handler"), "--config", str(config)],
+        handler_argv=[os.path.join(pipe_bin, "bounce-handler"), "--config", str(config),
+                      # deploy/postfix/master.cf: the relay's own notices are known as such.
+                      "--client-address", "${client_address}"],
         extra_main={
             # deploy/postfix/socketmap.md: the production lines, verbatim.
             "sender_canonical_maps": f"{sm}:sender",
@@ -125,7 +129,7 @@ def rows(db):
     try:
         return conn.execute(
             "SELECT recipient, sender, verified, verify_reason, verp_token FROM bounce_events"
-            " WHERE verp_token LIKE '.%' ORDER BY id"
+            " WHERE verp_token LIKE '.%' AND duplicate_of IS NULL ORDER BY id"
         ).fetchall()
     finally:
         conn.close()
@@ -143,7 +147,8 @@ def test_relayed_bounce_is_signed_recorded_and_forwarded(relay):
     got = instance.wait_for(lambda: rows(db), timeout=60, what="the bounce recorded")
     recipient, sender, verified, why, token = got[0]
     assert (recipient, sender, verified, why) == (RECIPIENT, SENDER, 1, "sender-only")
-    assert token.startswith(".a") and token.endswith("news=corp.example")
+    # A per-sender token with its per-message nonce (verp.py "Per-message nonce").
+    assert token.startswith(".a") and token[:-4].endswith("news=corp.example==.")
     log = instance.log_text()
     assert f"from=<bounces+{token}@{pf.BOUNCE_DOMAIN}>" in log  # it left rewritten
     assert f"from=<{SENDER}>" not in log
@@ -172,3 +177,39 @@ def test_relayed_bounce_is_signed_recorded_and_forwarded(relay):
     finally:
         conn.close()
     assert flagged == []  # the judge ignores the unverified row
+
+
+def test_each_relayed_message_gets_its_own_token_and_each_failure_counts_once(relay):
+    """Issue 13: with socketmap signing, 26 real bounces had raised compromised-sender R3
+    (bounces=51): each failure arrived as the DSN and the postmaster copy, and a sender's
+    per-day token made one token stand for many messages.  Now each message leaves with
+    its own token (the nonce) and each failure counts once."""
+    instance, db, _ = relay
+    for i in range(5):
+        rcpt = f"r{i}@remote.example"
+        instance.send(SENDER, rcpt, f"From: {SENDER}\nTo: {rcpt}\nSubject: {i}\n\nhello\n")
+
+    def all_events():
+        conn = sqlite3.connect(db)
+        try:
+            return conn.execute(
+                "SELECT recipient, verp_token, origin, duplicate_of FROM bounce_events"
+            ).fetchall()
+        finally:
+            conn.close()
+
+    got = instance.wait_for(lambda: len(all_events()) >= 10 and all_events(), timeout=90,
+                            what="5 DSNs and their 5 postmaster copies")
+    counted = [e for e in got if e[3] is None]
+    assert len(got) == 10 and len(counted) == 5, got
+    assert len({e[1] for e in counted}) == 5  # five messages, five tokens
+    assert {e[2] for e in got} == {"local"}   # the relay's own bounce daemon wrote them
+    log = instance.log_text()
+    assert len({line.split("from=<", 1)[1].split(">", 1)[0] for line in log.splitlines()
+                if "from=<bounces+." in line}) >= 5
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("SELECT count(*) FROM flags WHERE kind = 'compromised-sender'"
+                            ).fetchone()[0] == 0
+    finally:
+        conn.close()

@@ -90,11 +90,34 @@ def client(service):
 
 def test_sender_rewritten_to_signed_per_sender_address(service, client, key_file):
     reply = client.ask("sender", "news@corp.example")
-    assert reply.startswith("OK bounces+.a") and reply.endswith("news=corp.example@relay.example")
+    assert reply.startswith("OK bounces+.a") and reply.endswith("@relay.example")
     address = reply[3:]
+    # The per-message nonce: news=corp.example==.NNNN (verp.py "Per-message nonce").
+    assert address.split("@")[0][:-4].endswith("news=corp.example==.")
     cfg = cfg_for(key_file)
     result = verp.decode(verp.split_address(address, cfg), cfg, NOW)
     assert (result.sender, result.recipient, result.verified) == ("news@corp.example", None, True)
+    assert result.reason == verp.SENDER_ONLY
+
+
+def test_each_message_gets_its_own_token(client, key_file):
+    """Postfix asks once per message: two asks, two tokens, both verifying the sender."""
+    cfg = cfg_for(key_file)
+    replies = {client.ask("sender", "news@corp.example")[3:] for _ in range(20)}
+    assert len(replies) == 20
+    for address in replies:
+        r = verp.decode(verp.split_address(address, cfg), cfg, NOW)
+        assert (r.sender, r.verified) == ("news@corp.example", True)
+
+
+def test_a_sender_too_long_for_the_nonce_keeps_the_plain_token(client, key_file):
+    # 40 characters: fits the 46-octet body alone, not with the 7 of "==.NNNN".
+    sender = "a" * 27 + "@corp.example"
+    reply = client.ask("sender", sender)
+    assert reply.startswith("OK ") and "==." not in reply
+    cfg = cfg_for(key_file)
+    r = verp.decode(verp.split_address(reply[3:], cfg), cfg, NOW)
+    assert (r.sender, r.verified) == (sender, True)
 
 
 def test_many_requests_on_one_connection(client):

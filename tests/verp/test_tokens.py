@@ -211,11 +211,56 @@ def test_expiry_follows_max_age_days(key_file, ring):
 def test_one_day_of_clock_skew_is_tolerated(cfg, ring):
     assert verp.decode(token(cfg, ring, now=NOW + DAY), cfg, NOW).verified
     assert verp.decode(token(cfg, ring, now=NOW + 2 * DAY), cfg, NOW).reason == "expired"
+    assert verp.decode(token(cfg, ring, now=NOW + 20 * DAY), cfg, NOW).reason == "expired"
 
 
-def test_stamp_wraps_after_1024_days(cfg, ring):
-    assert verp.decode(token(cfg, ring, now=NOW - 1024 * DAY), cfg, NOW).verified is True
+@pytest.mark.parametrize("days", [1024, 1030, 1054, 2048, 5000])
+def test_expiry_does_not_wrap(cfg, ring, days):
+    """Issue 13, item 4: the 2-character stamp repeats every 1,024 days; the tag covers
+    the full day, so a token 1,024-1,054 days old (whose stamp reads 0-30 days) is not
+    fresh again."""
+    r = verp.decode(token(cfg, ring, now=NOW - days * DAY), cfg, NOW)
+    assert not r.verified
+    assert r.reason == ("expired" if days < 2048 else "bad-tag")
     assert verp.decode(token(cfg, ring, now=NOW - 1000 * DAY), cfg, NOW).reason == "expired"
+
+
+def legacy_token(ring, recipient, sender, now):
+    """A token as bounce-handler signed them before the tag covered the full day:
+    HMAC over ``K SS BODY`` (the stamp alone), made here with the key ring directly."""
+    body = verp.encode_field(sender, last=False) + "==" + verp.encode_field(recipient)
+    stamp = verp._stamp(int(now // DAY))
+    return "." + "a" + stamp + verp._tag(ring, "a", "a" + stamp + body) + body
+
+
+LEGACY_DAY = (verp.LEGACY_FIRST_DAY + 10) * DAY  # a day when old-format tokens existed
+
+
+def test_tokens_signed_before_the_upgrade_still_verify(cfg, ring):
+    """The transition: a week of bounces for mail signed in the old format stays verified."""
+    for age in (0, 1, 7, 30):
+        t = legacy_token(ring, "alice@example.com", "news@corp.example", LEGACY_DAY - age * DAY)
+        r = verp.decode(t, cfg, LEGACY_DAY)
+        assert (r.verified, r.reason, r.recipient) == (True, None, "alice@example.com"), age
+    old = legacy_token(ring, "alice@example.com", "news@corp.example", LEGACY_DAY - 31 * DAY)
+    assert verp.decode(old, cfg, LEGACY_DAY).reason == "expired"
+
+
+@pytest.mark.parametrize("days", [1024, 1030, 1054])
+def test_old_format_tokens_cannot_come_back_after_1024_days(cfg, ring, days):
+    """The old format wrapped; its tokens are accepted only for issue days before its
+    first possible wrap, so a replay 1,024+ days later is expired, not fresh."""
+    t = legacy_token(ring, "alice@example.com", "news@corp.example", LEGACY_DAY)
+    later = LEGACY_DAY + days * DAY
+    r = verp.decode(t, cfg, later)
+    assert (r.verified, r.reason) == (False, "expired")
+
+
+def test_new_tokens_do_not_verify_as_old_ones(cfg, ring):
+    # Domain separation: the tag of one format is never the tag of the other.
+    t = token(cfg, ring, now=LEGACY_DAY)
+    body = t[10:]
+    assert t[4:10] != verp._tag(ring, "a", "a" + t[2:4] + body)
 
 
 def test_unknown_key_id(cfg, ring):
