@@ -27,6 +27,11 @@ import zlib
 
 from bounce_handler.errors import StoreUnavailable
 
+# The rows a message becomes (Batch) and the cleaning every stored text goes through live
+# with the store, which intake feeds: store/spool.py reads Batch back without importing
+# intake (they used to import each other).
+from bounce_handler.store.rows import Batch, clean_text
+
 
 class Envelope:
     """What Postfix told us about the delivery (argv macros, or the flags=DOR headers)."""
@@ -46,19 +51,6 @@ class Envelope:
         self.recipient = recipient
         self.original_recipient = original_recipient
         self.queue_id = queue_id
-
-
-class Batch:
-    """The rows one message becomes, ready for a writer (column names = the models')."""
-
-    __slots__ = ("message", "raw", "events", "quarantine", "now")
-
-    def __init__(self, message, raw, events, quarantine, now) -> None:
-        self.message = message
-        self.raw = raw
-        self.events = events
-        self.quarantine = quarantine
-        self.now = now
 
 
 class Outcome:
@@ -112,22 +104,9 @@ def message_digest(raw: bytes, envelope: Envelope) -> str:
 
 
 def _clip(value: str | None, limit: int = MAX_FIELD) -> str | None:
-    if value is None:
-        return None
-    value = value.replace("\x00", "")
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            # argv bytes that are not UTF-8 arrive as surrogate escapes (PEP 383); the
-            # store cannot encode them, and a retry would fail the same way forever
-            # (found by tests/hostile): keep the text with U+FFFD in their place.
-            try:
-                data = value.encode("utf-8", "surrogateescape")
-            except UnicodeEncodeError:  # a lone surrogate that is not an escape
-                data = value.encode("utf-8", "replace")
-            value = data.decode("utf-8", "replace")
-    return value if len(value) <= limit else value[: limit - 1] + "…"
+    # The store's one cleaning (NUL and lone surrogates to U+FFFD, cut with "…"); the
+    # writers apply it again per column, with the column's size and one-line rule.
+    return clean_text(value, limit, one_line=False)
 
 
 def _domain(address: str) -> str:
@@ -363,6 +342,10 @@ def process(
     judge = judge_for(settings) if wants_judge else None
     message_id, created = writer.record(batch, judge=judge)
     outcome.message_id = message_id
+    if batch.aside:
+        # The store refused the message's own rows (a data error, store/rows.py): it is
+        # kept as quarantined with why instead of being retried forever.
+        outcome.name, outcome.detail, outcome.events = "quarantined", batch.aside, ()
     if not created:
         outcome.name = "duplicate"
         outcome.detail = f"already recorded as message {message_id}"

@@ -250,6 +250,14 @@ def run(argv: list[str], stdin, now: float | None = None) -> tuple[int, str, lis
     finally:
         elapsed = (time.perf_counter() - t0) * 1000
     code = EXIT[outcome_name]
+    if code:
+        # A deferral's reason can quote the store's URL or what a driver echoed of it
+        # (libpq: 'invalid percent-encoded token: "Se%zzCret"'): mailq and the log
+        # never show a password.
+        from bounce_handler.redaction import redact, url_secrets
+
+        url = settings.database.url if settings is not None else ""
+        line = redact(line, *url_secrets(url))
     head = [("outcome", outcome_name), ("exit", code), ("token", extension)]
     fields = head + fields + [("elapsed_ms", f"{elapsed:.1f}")]
     if code:

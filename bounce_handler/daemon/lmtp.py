@@ -158,7 +158,15 @@ class SqliteGroupCommitter:
             lean._check_schema(conn)
             seen: dict[str, int] = {}
             for batch, _ in group:
-                results.append(self._one(conn, batch, seen, lean))
+                try:
+                    results.append((self._one(conn, batch, seen, lean), None))
+                except Exception as e:  # noqa: BLE001 - sorted out below
+                    if _outage(e, sqlite3):
+                        raise
+                    # This message alone (a bug in a judge rule for its rows, or rows
+                    # SQLite refused even set aside): its savepoint was rolled back, the
+                    # rest of the group goes on.  Its recipients get 451, Postfix retries.
+                    results.append((None, e))
             conn.execute("COMMIT")
             self.groups += 1
         except Exception as e:  # noqa: BLE001 - the whole group failed: each one 451
@@ -172,43 +180,37 @@ class SqliteGroupCommitter:
                 if self._conn is not None:
                     self._conn.close()
                     self._conn = None
-            elif isinstance(e, StoreUnavailable):
-                err = e
             else:
                 err = e
             for _, fut in group:
                 fut.set_exception(err)
             return
-        for (_, fut), res in zip(group, results, strict=True):
-            fut.set_result(res)
+        for (_, fut), (res, err) in zip(group, results, strict=True):
+            if err is None:
+                fut.set_result(res)
+            else:
+                fut.set_exception(err)
 
     def _one(self, conn, batch, seen, lean):
-        m = batch.message
-        digest = m["digest"]
+        digest = batch.message["digest"]
         if digest in seen:  # the same message twice in one group (two connections)
             return seen[digest], False
         row = conn.execute("SELECT id FROM messages WHERE digest = ?", (digest,)).fetchone()
         if row is not None:
             return row[0], False
-        message_id = conn.execute(
-            lean.INSERT_MESSAGE, [m.get(c) for c in lean.MESSAGE_COLUMNS]
-        ).lastrowid
-        if batch.raw is not None:
-            conn.execute(lean.INSERT_RAW, (message_id, m["received_at"], "zlib", batch.raw))
-        for ev in batch.events:
-            ev["message_id"] = message_id
-            ev["id"] = conn.execute(
-                lean.INSERT_EVENT, [ev.get(c) for c in lean.EVENT_COLUMNS]
-            ).lastrowid
-        if batch.quarantine is not None:
-            q = batch.quarantine
-            conn.execute(
-                lean.INSERT_QUARANTINE, (message_id, m["received_at"], q["reason"], q.get("detail"))
-            )
-        if self.judge is not None and batch.events:
-            self.judge(conn, batch.events, batch.now)
+        # SqliteWriter's per-message steps (store/lean.py write: cleaning, savepoint, set
+        # aside when SQLite refuses the rows, judge), inside the group's transaction.
+        message_id = lean.write(conn, batch, self.judge)
         seen[digest] = message_id
         return message_id, True
+
+
+def _outage(e: BaseException, sqlite3) -> bool:
+    """Whether `e` means SQLite cannot write at all now, not one message's trouble.
+
+    Locked, full, read-only, an I/O error, a damaged file.
+    """
+    return isinstance(e, sqlite3.OperationalError) or type(e) is sqlite3.DatabaseError
 
 
 class LmtpHandler:
@@ -286,7 +288,9 @@ class LmtpHandler:
                 message_id, created = await loop.run_in_executor(
                     self.executor, self._record, batch
                 )
-            # The same duplicate rule as intake.process.
+            # The same rules as intake.process: set aside by the writer, duplicate.
+            if batch.aside:
+                outcome.name, outcome.detail = "quarantined", batch.aside
             if not created:
                 outcome.name = "duplicate"
                 outcome.detail = f"already recorded as message {message_id}"
