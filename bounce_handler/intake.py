@@ -137,19 +137,7 @@ def build(
     is unreadable), which the edges map to a deferral.
     """
     stamp = utc_text(now)
-    message = {
-        "digest": message_digest(raw, envelope),
-        "received_at": stamp,
-        "source": source,
-        "relay": relay,
-        "queue_id": _clip(envelope.queue_id, 64),
-        "envelope_sender": _clip(envelope.sender),
-        "envelope_recipient": _clip(envelope.recipient),
-        "original_recipient": _clip(envelope.original_recipient),
-        "extension": _clip(envelope.extension),
-        "size": len(raw) if size is None else size,
-        "truncated": 1 if truncated else 0,
-    }
+    message = _message_row(raw, envelope, stamp, source, relay, size, truncated)
     raw_blob = zlib.compress(raw, 6) if settings.intake.keep_raw else None
     # Imported here, outside the try below: a broken installation is not the message's
     # fault and must defer (75), not quarantine every bounce.
@@ -166,18 +154,61 @@ def build(
         # bounce meanwhile (found by tests/faults/test_privileges.py).
         raise
     except Exception as e:  # a bug while understanding: quarantine, never retry forever
-        message.update(kind="unknown", disposition="quarantined", detector=None)
-        message["note"] = f"internal error: {type(e).__name__}: {e}"[:MAX_FIELD]
-        # Quarantine must keep the bytes even when keep_raw is off.
-        raw_blob = raw_blob or zlib.compress(raw, 6)
-        quarantine = {"reason": "internal-error", "detail": message["note"]}
-        outcome = Outcome("quarantined", message["note"], kind="unknown")
-        return Batch(message, raw_blob, [], quarantine, now), outcome
+        why = f"internal error: {type(e).__name__}: {e}"
+        return _kept_unparsed(message, raw, raw_blob, now, "internal-error", why)
     quarantine = None
     if message["disposition"] == "quarantined":
         raw_blob = raw_blob or zlib.compress(raw, 6)
         quarantine = {"reason": message.pop("_qreason"), "detail": message["note"]}
     return Batch(message, raw_blob, events, quarantine, now), outcome
+
+
+def unparsed(
+    raw: bytes,
+    envelope: Envelope,
+    settings,
+    now: float,
+    reason: str,
+    why: str,
+    *,
+    source: str = "pipe",
+    size: int | None = None,
+    truncated: bool = False,
+    relay: str = "",
+) -> tuple[Batch, Outcome]:
+    """The rows of a message kept without being understood: quarantined with why.
+
+    For an intake that had to stop the parse itself (LMTP's per-message time limit,
+    daemon/workers.py): the same message row as ``build`` makes, raw bytes kept.
+    """
+    message = _message_row(raw, envelope, utc_text(now), source, relay, size, truncated)
+    return _kept_unparsed(message, raw, None, now, reason, why)
+
+
+def _message_row(raw, envelope, stamp, source, relay, size, truncated) -> dict:
+    return {
+        "digest": message_digest(raw, envelope),
+        "received_at": stamp,
+        "source": source,
+        "relay": relay,
+        "queue_id": _clip(envelope.queue_id, 64),
+        "envelope_sender": _clip(envelope.sender),
+        "envelope_recipient": _clip(envelope.recipient),
+        "original_recipient": _clip(envelope.original_recipient),
+        "extension": _clip(envelope.extension),
+        "size": len(raw) if size is None else size,
+        "truncated": 1 if truncated else 0,
+    }
+
+
+def _kept_unparsed(message, raw, raw_blob, now, reason, why) -> tuple[Batch, Outcome]:
+    message.update(kind="unknown", disposition="quarantined", detector=None)
+    message["note"] = why[:MAX_FIELD]
+    # Quarantine must keep the bytes even when keep_raw is off.
+    raw_blob = raw_blob or zlib.compress(raw, 6)
+    quarantine = {"reason": reason, "detail": message["note"]}
+    outcome = Outcome("quarantined", message["note"], kind="unknown")
+    return Batch(message, raw_blob, [], quarantine, now), outcome
 
 
 def _understand(raw, envelope, settings, now, message, stamp, truncated, parse, verp):

@@ -170,6 +170,14 @@ SCHEMA: dict[str, dict[str, tuple[type, object, str]]] = {
             "address from the socketmap's 'sender' map. Empty rewrites nothing: "
             "rewriting a foreign domain's sender would take its bounces away from it.",
         ),
+        "lmtp_time_limit": (
+            float,
+            30.0,
+            "Seconds the LMTP service lets the parse of one message take before it stops it "
+            "and keeps the message quarantined with why (the pipe's equivalent is Postfix's "
+            "<transport>_time_limit). A 10 MiB message parses in well under 2 s; 30 s is "
+            "far above that and far below Postfix's lmtp_data_done_timeout (600 s).",
+        ),
         "forward_to_sender": (
             bool,
             False,

@@ -14,13 +14,23 @@ recipient, so each recipient gets its own reply, mapped from the pipe's exit tab
     recorded / duplicate / ignored / quarantined   250 2.0.0 (Postfix deletes its copy)
     tempfail (store down, locked, full ...)         451 4.3.0 <why> (Postfix retries)
 
-Never a 5xx: Postfix's lmtp client bounces a message on 5xx, and the bounce of a bounce
-(null sender) is discarded -- lost, exactly like a pipe exit other than 0/75.  For the same
-reason aiosmtpd's own 5xx paths are opened up: no SIZE limit (Postfix's own
-message_size_limit bounds what it can queue; we truncate at ``[intake]
-max_message_bytes`` like the pipe and the row says so) and a line limit as large as a
-message (aiosmtpd's default of 1001 octets would answer a long header line with one
-``500 Line too long``, which Postfix turns into a bounce).
+Never a 5xx for a message we can take: Postfix's lmtp client bounces a message on 5xx,
+and the bounce of a bounce (null sender) is discarded -- lost, exactly like a pipe exit
+other than 0/75.  So aiosmtpd's line limit is as large as a message (its default of 1001
+octets would answer a long header line with one ``500 Line too long``).
+
+The one 5xx is size, the pipe's budget (issue 14: 600 MiB of DATA used to be answered
+250 after the daemon held 1.27 GiB): ``[intake] max_message_bytes`` is announced in
+LHLO (``SIZE``, RFC 1870), a ``MAIL FROM ... SIZE=`` above it is refused, and DATA
+beyond it is read and discarded (never buffered) and answered ``552 5.3.4`` once per
+recipient.  Postfix never offers such a message when its own ``message_size_limit``
+(10240000 by default) is at most ``max_message_bytes`` (10 MiB by default): keep it so
+(deploy/spool-and-lmtp.md), since Postfix turns the 552 into a bounce.
+
+Time: each message is parsed in a worker process (daemon/workers.py) with a limit,
+``[daemon] lmtp_time_limit``; a parse past it is stopped and the message quarantined with
+why (``reason = time-limit``: kept with its bytes, not retried, since a retry would take
+as long again).  A worker that dies while parsing (killed from outside) defers (451).
 
 Writing: with SQLite, messages from all connections are committed in groups by one
 writer thread (``SqliteGroupCommitter``): while one transaction's fsync runs, the next
@@ -43,6 +53,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from bounce_handler import intake
+from bounce_handler.daemon.workers import TimeLimit, WorkerDied, WorkerPool
 from bounce_handler.errors import StoreUnavailable
 
 log = logging.getLogger("bounce_handler.daemon.lmtp")
@@ -235,6 +246,7 @@ class LmtpHandler:
                 sqlite_path(url), settings.database.busy_timeout, self.judge
             )
         self.writer_factory = writer_factory or default_writer_factory
+        self.workers = WorkerPool(settings, workers, settings.daemon.lmtp_time_limit)
 
     def _writer(self):
         w = getattr(self._local, "writer", None)
@@ -251,7 +263,10 @@ class LmtpHandler:
         return "250 2.1.5 OK"
 
     def _build(self, raw: bytes, size: int, truncated: bool, mail_from, rcpt: str):
-        """intake.build for one recipient's copy (the pipe's parse, VERP and rows)."""
+        """intake.build for one recipient's copy (the pipe's parse, VERP and rows).
+
+        In a worker process, with the time limit; past it, the message is kept unparsed.
+        """
         from bounce_handler import verp
 
         try:
@@ -263,10 +278,13 @@ class LmtpHandler:
             sender=mail_from or "",
             recipient=rcpt.strip("<>") or None,
         )
-        return intake.build(
-            raw, env, self.settings, self.clock(),
-            source="lmtp", size=size, truncated=truncated, relay=self.relay,
-        )
+        now = self.clock()
+        kw = dict(source="lmtp", size=size, truncated=truncated, relay=self.relay)
+        try:
+            return self.workers.build(raw, env, now, **kw)
+        except TimeLimit as e:
+            log.warning("lmtp: %s: quarantined: %s", _reply_text(rcpt), e)
+            return intake.unparsed(raw, env, self.settings, now, "time-limit", str(e), **kw)
 
     def _record(self, batch):
         """Per-message write (PostgreSQL, or an injected writer). Runs in a worker thread."""
@@ -295,7 +313,7 @@ class LmtpHandler:
                 outcome.name = "duplicate"
                 outcome.detail = f"already recorded as message {message_id}"
             name, detail = outcome.name, outcome.detail
-        except StoreUnavailable as e:
+        except (StoreUnavailable, WorkerDied) as e:
             name, detail = "tempfail", str(e)
         except Exception as e:  # noqa: BLE001 - defer, never 5xx (a bounce would be lost)
             from bounce_handler.errors import BounceHandlerError
@@ -316,6 +334,8 @@ class LmtpHandler:
             raw = raw.encode("utf-8", "surrogateescape")
         size = len(raw)
         cap = self.settings.intake.max_message_bytes
+        # aiosmtpd refused DATA over the cap (552, see _size_reply); this only guards a
+        # version that would not.
         truncated = size > cap
         if truncated:
             raw = raw[:cap]
@@ -331,11 +351,41 @@ class LmtpHandler:
         return "\r\n".join(replies)
 
     def close(self) -> None:
-        """Stop the worker threads and the committer (after the server stopped)."""
+        """Stop the worker threads, processes and the committer (after the server stopped)."""
         self.executor.shutdown(wait=True)
+        self.workers.close()
         if self.committer is not None:
             self.committer.close()
             self.committer = None
+
+
+# aiosmtpd 1.4's replies for a message over data_size_limit (at MAIL FROM SIZE=, and after
+# DATA, which it reads to the end without keeping it) or with a line over
+# line_length_limit; tests/faults/test_lmtp_budget.py fails if a new version words them
+# otherwise.
+_TOO_BIG = (
+    "552 Error: Too much mail data",
+    "500 Line too long (see RFC5321 4.5.3.1.6)",
+)
+_SIZE_REFUSED = "552 Error: message size exceeds fixed maximum message size"
+
+
+def _size_reply(status: str, envelope, cap: int) -> str:
+    """The size replies of aiosmtpd as LMTP needs them.
+
+    An enhanced code, and after DATA one reply per accepted recipient (RFC 2033 section
+    4.2), not one for all.
+    """
+    if status == _SIZE_REFUSED:
+        return f"552 5.3.4 message size exceeds the limit of {cap} bytes"
+    if status in _TOO_BIG:
+        rcpts = list(getattr(envelope, "rcpt_tos", None) or []) or ["-"]
+        return "\r\n".join(
+            f"552 5.3.4 <{_reply_text(r)}> message exceeds the limit of {cap} bytes "
+            "([intake] max_message_bytes)"
+            for r in rcpts
+        )
+    return status
 
 
 class LmtpService:
@@ -367,15 +417,20 @@ class LmtpService:
         from aiosmtpd.controller import Controller, UnixSocketController
         from aiosmtpd.lmtp import LMTP
 
-        line_limit = self.settings.intake.max_message_bytes + 1024 * 1024
+        cap = self.settings.intake.max_message_bytes
 
         class _LMTP(LMTP):
-            line_length_limit = line_limit
+            # A line may be as long as a message (see the module docstring); a longer one
+            # is over the size cap anyway.
+            line_length_limit = cap + 2
+
+            async def push(self, status):
+                await super().push(_size_reply(status, self.envelope, cap))
 
         def factory(ctrl):
             return _LMTP(ctrl.handler, **ctrl.SMTP_kwargs)
 
-        kwargs = dict(data_size_limit=None, enable_SMTPUTF8=True, ident="bounce-handler LMTP")
+        kwargs = dict(data_size_limit=cap, enable_SMTPUTF8=True, ident="bounce-handler LMTP")
         if self.kind == "unix":
             cls = type("LmtpUnixController", (UnixSocketController,), {"factory": factory})
             return cls(self.handler, unix_socket=self.where, **kwargs)
