@@ -27,10 +27,12 @@ recipient.  Postfix never offers such a message when its own ``message_size_limi
 (10240000 by default) is at most ``max_message_bytes`` (10 MiB by default): keep it so
 (deploy/spool-and-lmtp.md), since Postfix turns the 552 into a bounce.
 
-Time: each message is parsed in a worker process (daemon/workers.py) with a limit,
-``[daemon] lmtp_time_limit``; a parse past it is stopped and the message quarantined with
-why (``reason = time-limit``: kept with its bytes, not retried, since a retry would take
-as long again).  A worker that dies while parsing (killed from outside) defers (451).
+Time: a message over ``INLINE_PARSE_MAX`` (64 KiB) is parsed in a worker process
+(daemon/workers.py) with a limit, ``[daemon] lmtp_time_limit``; a parse past it is
+stopped and the message quarantined with why (``reason = time-limit``: kept with its
+bytes, not retried, since a retry would take as long again).  A worker that dies while
+parsing (killed from outside) defers (451).  Smaller messages, most bounces, parse in the
+daemon's threads: their parse is milliseconds (see INLINE_PARSE_MAX).
 
 Writing: with SQLite, messages from all connections are committed in groups by one
 writer thread (``SqliteGroupCommitter``): while one transaction's fsync runs, the next
@@ -68,6 +70,15 @@ REPLY = {
 }
 MAX_REPLY_TEXT = 200
 WORKERS = 4
+# Messages up to this size are parsed in the daemon's own worker threads, larger ones in a
+# worker process under [daemon] lmtp_time_limit (daemon/workers.py).  The parse is linear
+# in the message (every pattern runs on bounded input: issue 14 item 1), so 64 KiB parse
+# in milliseconds, and most bounces are smaller (Postfix returns at most
+# bounce_size_limit = 50000 bytes of the original); handing those to a process cost ~30%
+# more CPU a message in bench/storm.py's LMTP mode (IPC, and two processes contending for
+# two cores) for no protection they need.  Past this size a super-linear pattern or a bug
+# would cost seconds: that is where a parse must be stoppable.
+INLINE_PARSE_MAX = 64 * 1024
 
 
 def _reply_text(text: str) -> str:
@@ -265,7 +276,8 @@ class LmtpHandler:
     def _build(self, raw: bytes, size: int, truncated: bool, mail_from, rcpt: str):
         """intake.build for one recipient's copy (the pipe's parse, VERP and rows).
 
-        In a worker process, with the time limit; past it, the message is kept unparsed.
+        Up to INLINE_PARSE_MAX bytes in this thread; a larger message in a worker process,
+        with the time limit: past it, the message is kept unparsed.
         """
         from bounce_handler import verp
 
@@ -280,6 +292,8 @@ class LmtpHandler:
         )
         now = self.clock()
         kw = dict(source="lmtp", size=size, truncated=truncated, relay=self.relay)
+        if len(raw) <= INLINE_PARSE_MAX:
+            return intake.build(raw, env, self.settings, now, **kw)
         try:
             return self.workers.build(raw, env, now, **kw)
         except TimeLimit as e:
@@ -334,8 +348,7 @@ class LmtpHandler:
             raw = raw.encode("utf-8", "surrogateescape")
         size = len(raw)
         cap = self.settings.intake.max_message_bytes
-        # aiosmtpd refused DATA over the cap (552, see _size_reply); this only guards a
-        # version that would not.
+        # read_data refused DATA over the cap (552); this only guards a change there.
         truncated = size > cap
         if truncated:
             raw = raw[:cap]
@@ -359,33 +372,65 @@ class LmtpHandler:
             self.committer = None
 
 
-# aiosmtpd 1.4's replies for a message over data_size_limit (at MAIL FROM SIZE=, and after
-# DATA, which it reads to the end without keeping it) or with a line over
-# line_length_limit; tests/faults/test_lmtp_budget.py fails if a new version words them
-# otherwise.
-_TOO_BIG = (
-    "552 Error: Too much mail data",
-    "500 Line too long (see RFC5321 4.5.3.1.6)",
-)
+# aiosmtpd 1.4's reply to MAIL FROM ... SIZE= above data_size_limit;
+# tests/faults/test_lmtp_budget.py fails if a new version words it otherwise.
 _SIZE_REFUSED = "552 Error: message size exceeds fixed maximum message size"
 
+# How much of the stream read_data asks for at a time (and the reader's buffer limit).
+READ_LIMIT = 1024 * 1024
+_END = b"\r\n.\r\n"
 
-def _size_reply(status: str, envelope, cap: int) -> str:
-    """The size replies of aiosmtpd as LMTP needs them.
 
-    An enhanced code, and after DATA one reply per accepted recipient (RFC 2033 section
-    4.2), not one for all.
+async def read_data(reader: asyncio.StreamReader, cap: int) -> bytes | None:
+    """The message after DATA's 354 (RFC 5321 4.5.2 undone), or None when over `cap` bytes.
+
+    Reads up to each ".<CRLF>" the stream holds -- a C-speed search per chunk -- rather
+    than line by line (aiosmtpd 1.4's loop costs ~1 s a MiB here), and counts the bytes:
+    past `cap` it keeps reading to the end of the message but keeps only the last two
+    bytes, so a message of any size costs `cap` of memory at most.  The end is a line that
+    is just "."; the CRLF before it ends the last line and is part of the message (the
+    stream starts right after DATA's own CRLF, so a first line of "." is the end too).
+    Every other line starting with "." loses that first dot.  Bytes after the end stay in
+    the reader for the next command (pipelining).  Raises asyncio.IncompleteReadError when
+    the connection closes first.
     """
-    if status == _SIZE_REFUSED:
-        return f"552 5.3.4 message size exceeds the limit of {cap} bytes"
-    if status in _TOO_BIG:
-        rcpts = list(getattr(envelope, "rcpt_tos", None) or []) or ["-"]
-        return "\r\n".join(
-            f"552 5.3.4 <{_reply_text(r)}> message exceeds the limit of {cap} bytes "
-            "([intake] max_message_bytes)"
-            for r in rcpts
-        )
-    return status
+    parts: list[bytes] = []
+    size = 0
+    tail = b"\r\n"  # what precedes the current chunk: the CRLF ending the DATA line
+    while True:
+        try:
+            chunk = await reader.readuntil(b".\r\n")
+        except asyncio.LimitOverrunError as e:
+            chunk = await reader.readexactly(e.consumed)
+            ended = False
+        else:
+            ended = (tail + chunk[:-3])[-2:] == b"\r\n"  # the "." starts a line
+        if ended:
+            chunk = chunk[:-3]  # the ".<CRLF>" of the end
+        size += len(chunk)
+        if size <= cap:
+            parts.append(chunk)
+        elif parts:
+            parts.clear()  # over the cap: nothing is kept from here on
+        tail = (tail + chunk)[-2:]
+        if ended:
+            break
+    if size > cap:
+        return None
+    data = b"".join(parts)
+    # Transparency (RFC 5321 4.5.2): a line's first "." was added by the client.
+    if b"\r\n." in data:
+        data = data.replace(b"\r\n.", b"\r\n")
+    return data[1:] if data.startswith(b".") else data
+
+
+def _too_big(rcpts, cap: int) -> str:
+    """One 552 5.3.4 per accepted recipient (RFC 2033 section 4.2), not one for all."""
+    return "\r\n".join(
+        f"552 5.3.4 <{_reply_text(r)}> message exceeds the limit of {cap} bytes "
+        "([intake] max_message_bytes)"
+        for r in rcpts
+    )
 
 
 class LmtpService:
@@ -417,15 +462,45 @@ class LmtpService:
         from aiosmtpd.controller import Controller, UnixSocketController
         from aiosmtpd.lmtp import LMTP
 
+        from aiosmtpd.smtp import MISSING, syntax
+
         cap = self.settings.intake.max_message_bytes
 
         class _LMTP(LMTP):
-            # A line may be as long as a message (see the module docstring); a longer one
-            # is over the size cap anyway.
-            line_length_limit = cap + 2
+            # The reader's buffer limit: command lines (aiosmtpd bounds those itself) and
+            # the chunks read_data takes at a time; DATA has no line limit of its own.
+            line_length_limit = READ_LIMIT
 
             async def push(self, status):
-                await super().push(_size_reply(status, self.envelope, cap))
+                # MAIL FROM ... SIZE= over the cap: aiosmtpd's text, our enhanced code.
+                if status == _SIZE_REFUSED:
+                    status = f"552 5.3.4 message size exceeds the limit of {cap} bytes"
+                await super().push(status)
+
+            @syntax("DATA")
+            async def smtp_DATA(self, arg: str) -> None:
+                """DATA, read by ``read_data``: in chunks, capped, one reply per recipient."""
+                if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+                    return
+                if not self.envelope.rcpt_tos:
+                    await self.push("503 5.5.1 Error: need RCPT command")
+                    return
+                if arg:
+                    await self.push("501 5.5.4 Syntax: DATA")
+                    return
+                await self.push("354 End data with <CR><LF>.<CR><LF>")
+                try:
+                    content = await read_data(self._reader, cap)
+                except asyncio.IncompleteReadError:
+                    return  # the client went away mid-message: nothing to answer
+                if content is None:
+                    replies = _too_big(self.envelope.rcpt_tos, cap)
+                else:
+                    self.envelope.content = self.envelope.original_content = content
+                    status = await self._call_handler_hook("DATA")
+                    replies = "250 OK" if status is MISSING else status
+                self._set_post_data_state()
+                await self.push(replies)
 
         def factory(ctrl):
             return _LMTP(ctrl.handler, **ctrl.SMTP_kwargs)

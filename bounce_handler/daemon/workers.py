@@ -46,11 +46,23 @@ class WorkerDied(Exception):
     """The worker process ended while it had a message (killed from outside, a crash)."""
 
 
-def _write_frame(fd: int, obj) -> None:
+def _write_frame(fd: int, obj, deadline: float | None = None) -> None:
+    """Write one frame; TimeLimit past `deadline` (`fd` non-blocking then).
+
+    The deadline covers the write too: a message larger than the pipe's buffer (64 KiB)
+    would otherwise block the parent forever on a worker that has stopped reading.
+    """
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     view = memoryview(len(data).to_bytes(_HEADER, "big") + data)
     while view:
-        n = os.write(fd, view)
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([], [fd], [], remaining)[1]:
+                raise TimeLimit()
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            continue
         view = view[n:]
 
 
@@ -97,9 +109,11 @@ class _Worker:
             bufsize=0,
             close_fds=True,
         )
+        os.set_blocking(self.proc.stdin.fileno(), False)  # writes wait with a deadline
         try:
-            _write_frame(self.proc.stdin.fileno(), settings_dict)
-            ready = _read_frame(self.proc.stdout.fileno(), time.monotonic() + STARTUP_TIMEOUT)
+            deadline = time.monotonic() + STARTUP_TIMEOUT
+            _write_frame(self.proc.stdin.fileno(), settings_dict, deadline)
+            ready = _read_frame(self.proc.stdout.fileno(), deadline)
         except (TimeLimit, EOFError, OSError, pickle.UnpicklingError):
             ready = None
         if ready != "ready":
@@ -107,8 +121,9 @@ class _Worker:
             raise WorkerDied(f"parse worker did not start (exit {self.proc.returncode})")
 
     def ask(self, request, time_limit: float):
-        _write_frame(self.proc.stdin.fileno(), request)
-        return _read_frame(self.proc.stdout.fileno(), time.monotonic() + time_limit)
+        deadline = time.monotonic() + time_limit
+        _write_frame(self.proc.stdin.fileno(), request, deadline)
+        return _read_frame(self.proc.stdout.fileno(), deadline)
 
     def kill(self) -> None:
         try:
@@ -132,30 +147,52 @@ class _Worker:
         self.kill()
 
 
-class WorkerPool:
-    """`workers` child processes; ``build`` is safe to call from several threads at once.
+# A request that has waited this long for an idle worker gets a new one (up to the pool's
+# maximum): only messages that hold their worker for long (a slow parse, the time limit
+# running) make the pool grow, not an ordinary queue on a busy machine.  A quarter of the
+# time limit, at most 5 s (then an ordinary bounce waits at most that behind slow ones).
+GROW_AFTER = 5.0
 
-    Each call takes an idle worker (waiting for one if all are busy), so at most
-    `workers` messages are parsed at a time.  Children start on first use.
+
+class WorkerPool:
+    """Up to `workers` child processes; ``build`` is safe to call from several threads.
+
+    The pool starts with one worker per core (more would only contend for the cores: on
+    2 cores 4 workers cost ~20% more CPU a message than 2, bench/storm.py) and grows to
+    `workers` when a message has waited for one for a while (GROW_AFTER), so messages
+    that hold their worker up to the time limit do not hold the ones behind them too.
+    Children start on first use.
     """
 
     def __init__(self, settings, workers: int, time_limit: float) -> None:
         self.settings_dict = {"path": settings.path, **settings.as_dict()}
         self.time_limit = time_limit
         self.size = workers
+        self._slots = max(1, min(workers, os.cpu_count() or 1))
         self._idle: queue.SimpleQueue = queue.SimpleQueue()
-        for _ in range(workers):
+        for _ in range(self._slots):
             self._idle.put(None)  # a slot; the process is started when first needed
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
         self.killed = 0
+
+    def _take(self):
+        """An idle worker (or None: a slot to start one in), growing the pool if need be."""
+        try:
+            return self._idle.get(timeout=min(GROW_AFTER, self.time_limit / 4))
+        except queue.Empty:
+            with self._lock:
+                grow = self._slots < self.size
+                if grow:
+                    self._slots += 1
+            return None if grow else self._idle.get()
 
     def build(self, raw: bytes, envelope, now: float, **kw):
         """``intake.build`` in a worker: (batch, outcome).
 
         Raises TimeLimit, WorkerDied, or what build raised (VerpKeyError ...).
         """
-        worker = self._idle.get()
+        worker = self._take()
         try:
             if worker is None:
                 worker = _Worker(self.settings_dict)  # WorkerDied: the slot stays empty

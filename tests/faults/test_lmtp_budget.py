@@ -31,7 +31,7 @@ from bounce_handler import settings as settings_mod
 from bounce_handler import verp
 from bounce_handler.daemon.lmtp import LmtpService
 from tests.conftest import script
-from tests.faults.helpers import lmtp_session, variant
+from tests.faults.helpers import lmtp_session, padded, variant
 
 
 def keyed_config(store, tmp_path, extra: str = "", intake: str = "") -> None:
@@ -253,10 +253,14 @@ def worker_pids(svc) -> list[int]:
 
 
 def test_a_parse_past_the_time_limit_is_quarantined_and_its_worker_replaced(service, store):
+    """A message over INLINE_PARSE_MAX is parsed in a worker process with the time limit."""
+    from bounce_handler.daemon.lmtp import INLINE_PARSE_MAX
+
     svc, sock = service("[daemon]\nlmtp_time_limit = 2.0\n", workers=1)
-    ext, raw = variant(3, bounces_only=True)
+    big = INLINE_PARSE_MAX + 16 * 1024
+    ext, raw = padded(3, big)
     [[ok]] = lmtp_session(sock, [("", [f"bounces+{ext}@relay.example"], raw)])
-    assert ok.startswith("250 ") and "recorded" in ok
+    assert ok.startswith("250 ") and "recorded" in ok, ok
     # Freeze the parse worker (as a parse that never ends would hold it): the next message
     # waits for it no longer than the limit.
     stopped = worker_pids(svc)
@@ -264,7 +268,7 @@ def test_a_parse_past_the_time_limit_is_quarantined_and_its_worker_replaced(serv
     for pid in stopped:
         os.kill(pid, signal.SIGSTOP)
     try:
-        ext2, raw2 = variant(4, bounces_only=True)
+        ext2, raw2 = padded(4, big)
         t0 = time.monotonic()
         [[reply]] = lmtp_session(sock, [("", [f"bounces+{ext2}@relay.example"], raw2)])
         took = time.monotonic() - t0
@@ -284,7 +288,7 @@ def test_a_parse_past_the_time_limit_is_quarantined_and_its_worker_replaced(serv
     assert store.query("SELECT count(*) FROM raw_messages r JOIN messages m "
                        "ON m.id = r.message_id WHERE m.extension = ?", (ext2,)) == [(1,)]
     # The stopped worker was killed and replaced: the next bounce is parsed as usual.
-    ext3, raw3 = variant(5, bounces_only=True)
+    ext3, raw3 = padded(5, big)
     [[after]] = lmtp_session(sock, [("", [f"bounces+{ext3}@relay.example"], raw3)])
     assert after.startswith("250 ") and "recorded" in after, after
     assert worker_pids(svc) and set(worker_pids(svc)).isdisjoint(stopped)
