@@ -461,7 +461,6 @@ class LmtpService:
     def _make_controller(self):
         from aiosmtpd.controller import Controller, UnixSocketController
         from aiosmtpd.lmtp import LMTP
-
         from aiosmtpd.smtp import MISSING, syntax
 
         cap = self.settings.intake.max_message_bytes

@@ -26,6 +26,8 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bounce_handler import settings as settings_mod
 from bounce_handler import verp
@@ -338,3 +340,59 @@ def test_slow_messages_never_hold_an_ordinary_bounce(service, store):
         assert r.startswith("250 2.0.0 "), r
         assert t < 30, t
     assert store.query("SELECT count(*) FROM messages")[0][0] == 5
+
+
+# -- DATA, read in chunks (daemon/lmtp.py read_data) ----------------------------------------
+
+LINE = st.lists(st.sampled_from([b".", b"..", b"a", b"x.", b". ", b"=", b"\xff"]), max_size=6)
+
+
+def stuffed(body: bytes) -> bytes:
+    """What an SMTP client sends for `body` (CRLF lines): leading dots doubled, then "."."""
+    lines = body.split(b"\r\n")[:-1] if body else []
+    return b"".join((b"." + x if x.startswith(b".") else x) + b"\r\n" for x in lines) + b".\r\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LINE, max_size=12), st.sampled_from([3, 5, 8, 64, 1 << 20]))
+def test_read_data_undoes_transparency_and_leaves_what_follows(lines, limit):
+    import asyncio
+
+    from bounce_handler.daemon.lmtp import read_data
+
+    body = b"".join(b"".join(parts) + b"\r\n" for parts in lines)
+
+    async def run():
+        reader = asyncio.StreamReader(limit=limit)  # small limits: every chunk boundary
+        reader.feed_data(stuffed(body) + b"RSET\r\n")
+        reader.feed_eof()
+        return await read_data(reader, 1 << 20), await reader.read()
+
+    got, rest = asyncio.run(run())
+    assert got == body
+    assert rest == b"RSET\r\n"  # a pipelined command is not eaten
+
+
+def test_read_data_keeps_nothing_past_the_cap():
+    import asyncio
+
+    from bounce_handler.daemon.lmtp import read_data
+
+    async def run(body, cap):
+        reader = asyncio.StreamReader(limit=16)
+        reader.feed_data(stuffed(body) + b"QUIT\r\n")
+        reader.feed_eof()
+        return await read_data(reader, cap), await reader.read()
+
+    assert asyncio.run(run(b"a" * 100 + b"\r\n", 50)) == (None, b"QUIT\r\n")
+    assert asyncio.run(run(b"a" * 48 + b"\r\n", 50)) == (b"a" * 48 + b"\r\n", b"QUIT\r\n")
+
+
+def test_dot_lines_arrive_as_sent(service, store):
+    svc, sock = service()
+    ext, raw = variant(8, bounces_only=True)
+    tricky = raw + b".\n..\n.leading dot\nends with a dot.\n. \n"
+    [[reply]] = lmtp_session(sock, [("", [f"bounces+{ext}@relay.example"], tricky)])
+    assert reply.startswith("250 "), reply
+    [(content,)] = store.query("SELECT content FROM raw_messages")
+    assert zlib.decompress(content) == tricky.replace(b"\n", b"\r\n")
