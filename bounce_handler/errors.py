@@ -31,3 +31,15 @@ class StoreUnavailable(BounceHandlerError):
     """
 
     exit_code = EX_TEMPFAIL
+
+
+class UnstorableMessage(BounceHandlerError):
+    """The store refuses this message's rows for what they hold, not for its own state.
+
+    A data error (a value or constraint the store rejects) happens again on every retry,
+    so it must never be reported as ``StoreUnavailable``: the writers set such a message
+    aside as quarantined (store/rows.py ``set_aside``); this is raised only when even that
+    was refused, and the spool drain then moves the file to ``bad/`` with why.
+    """
+
+    exit_code = EX_DATAERR

@@ -27,6 +27,11 @@ import zlib
 
 from bounce_handler.errors import StoreUnavailable
 
+# The rows a message becomes (Batch) and the cleaning every stored text goes through live
+# with the store, which intake feeds: store/spool.py reads Batch back without importing
+# intake (they used to import each other).
+from bounce_handler.store.rows import Batch, clean_text
+
 
 class Envelope:
     """What Postfix told us about the delivery (argv macros, or the flags=DOR headers).
@@ -59,19 +64,6 @@ class Envelope:
         self.queue_id = queue_id
         self.client_address = client_address
         self.client_protocol = client_protocol
-
-
-class Batch:
-    """The rows one message becomes, ready for a writer (column names = the models')."""
-
-    __slots__ = ("message", "raw", "events", "quarantine", "now")
-
-    def __init__(self, message, raw, events, quarantine, now) -> None:
-        self.message = message
-        self.raw = raw
-        self.events = events
-        self.quarantine = quarantine
-        self.now = now
 
 
 class Outcome:
@@ -125,22 +117,9 @@ def message_digest(raw: bytes, envelope: Envelope) -> str:
 
 
 def _clip(value: str | None, limit: int = MAX_FIELD) -> str | None:
-    if value is None:
-        return None
-    value = value.replace("\x00", "")
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            # argv bytes that are not UTF-8 arrive as surrogate escapes (PEP 383); the
-            # store cannot encode them, and a retry would fail the same way forever
-            # (found by tests/hostile): keep the text with U+FFFD in their place.
-            try:
-                data = value.encode("utf-8", "surrogateescape")
-            except UnicodeEncodeError:  # a lone surrogate that is not an escape
-                data = value.encode("utf-8", "replace")
-            value = data.decode("utf-8", "replace")
-    return value if len(value) <= limit else value[: limit - 1] + "…"
+    # The store's one cleaning (NUL and lone surrogates to U+FFFD, cut with "…"); the
+    # writers apply it again per column, with the column's size and one-line rule.
+    return clean_text(value, limit, one_line=False)
 
 
 def _domain(address: str) -> str:
@@ -171,19 +150,7 @@ def build(
     is unreadable), which the edges map to a deferral.
     """
     stamp = utc_text(now)
-    message = {
-        "digest": message_digest(raw, envelope),
-        "received_at": stamp,
-        "source": source,
-        "relay": relay,
-        "queue_id": _clip(envelope.queue_id, 64),
-        "envelope_sender": _clip(envelope.sender),
-        "envelope_recipient": _clip(envelope.recipient),
-        "original_recipient": _clip(envelope.original_recipient),
-        "extension": _clip(envelope.extension),
-        "size": len(raw) if size is None else size,
-        "truncated": 1 if truncated else 0,
-    }
+    message = _message_row(raw, envelope, stamp, source, relay, size, truncated)
     raw_blob = zlib.compress(raw, 6) if settings.intake.keep_raw else None
     # Imported here, outside the try below: a broken installation is not the message's
     # fault and must defer (75), not quarantine every bounce.
@@ -200,18 +167,61 @@ def build(
         # bounce meanwhile (found by tests/faults/test_privileges.py).
         raise
     except Exception as e:  # a bug while understanding: quarantine, never retry forever
-        message.update(kind="unknown", disposition="quarantined", detector=None)
-        message["note"] = f"internal error: {type(e).__name__}: {e}"[:MAX_FIELD]
-        # Quarantine must keep the bytes even when keep_raw is off.
-        raw_blob = raw_blob or zlib.compress(raw, 6)
-        quarantine = {"reason": "internal-error", "detail": message["note"]}
-        outcome = Outcome("quarantined", message["note"], kind="unknown")
-        return Batch(message, raw_blob, [], quarantine, now), outcome
+        why = f"internal error: {type(e).__name__}: {e}"
+        return _kept_unparsed(message, raw, raw_blob, now, "internal-error", why)
     quarantine = None
     if message["disposition"] == "quarantined":
         raw_blob = raw_blob or zlib.compress(raw, 6)
         quarantine = {"reason": message.pop("_qreason"), "detail": message["note"]}
     return Batch(message, raw_blob, events, quarantine, now), outcome
+
+
+def unparsed(
+    raw: bytes,
+    envelope: Envelope,
+    settings,
+    now: float,
+    reason: str,
+    why: str,
+    *,
+    source: str = "pipe",
+    size: int | None = None,
+    truncated: bool = False,
+    relay: str = "",
+) -> tuple[Batch, Outcome]:
+    """The rows of a message kept without being understood: quarantined with why.
+
+    For an intake that had to stop the parse itself (LMTP's per-message time limit,
+    daemon/workers.py): the same message row as ``build`` makes, raw bytes kept.
+    """
+    message = _message_row(raw, envelope, utc_text(now), source, relay, size, truncated)
+    return _kept_unparsed(message, raw, None, now, reason, why)
+
+
+def _message_row(raw, envelope, stamp, source, relay, size, truncated) -> dict:
+    return {
+        "digest": message_digest(raw, envelope),
+        "received_at": stamp,
+        "source": source,
+        "relay": relay,
+        "queue_id": _clip(envelope.queue_id, 64),
+        "envelope_sender": _clip(envelope.sender),
+        "envelope_recipient": _clip(envelope.recipient),
+        "original_recipient": _clip(envelope.original_recipient),
+        "extension": _clip(envelope.extension),
+        "size": len(raw) if size is None else size,
+        "truncated": 1 if truncated else 0,
+    }
+
+
+def _kept_unparsed(message, raw, raw_blob, now, reason, why) -> tuple[Batch, Outcome]:
+    message.update(kind="unknown", disposition="quarantined", detector=None)
+    message["note"] = why[:MAX_FIELD]
+    # Quarantine must keep the bytes even when keep_raw is off.
+    raw_blob = raw_blob or zlib.compress(raw, 6)
+    quarantine = {"reason": reason, "detail": message["note"]}
+    outcome = Outcome("quarantined", message["note"], kind="unknown")
+    return Batch(message, raw_blob, [], quarantine, now), outcome
 
 
 def _understand(raw, envelope, settings, now, message, stamp, truncated, parse, verp):
@@ -423,6 +433,10 @@ def process(
     judge = judge_for(settings) if wants_judge else None
     message_id, created = writer.record(batch, judge=judge)
     outcome.message_id = message_id
+    if batch.aside:
+        # The store refused the message's own rows (a data error, store/rows.py): it is
+        # kept as quarantined with why instead of being retried forever.
+        outcome.name, outcome.detail, outcome.events = "quarantined", batch.aside, ()
     if not created:
         outcome.name = "duplicate"
         outcome.detail = f"already recorded as message {message_id}"

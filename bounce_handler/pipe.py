@@ -4,13 +4,15 @@ master.cf (see deploy/postfix/master.cf for the full entry and why each flag):
 
     verpbounce unix - n n - 20 pipe
       flags=DORq null_sender= user=nobody
-      argv=/opt/bounce-handler/venv/bin/bounce-handler ${extension}
+      argv=/opt/bounce-handler/venv/bin/bounce-handler
+        --config /etc/bounce-handler/config.toml --client-address ${client_address}
+        -- ${extension}
 
 Usage:
 
     bounce-handler [--config PATH] [--sender S] [--recipient R]
                    [--original-recipient R] [--queue-id ID]
-                   [--client-address ADDR] [--client-protocol PROTO] [EXTENSION]
+                   [--client-address ADDR] [--client-protocol PROTO] -- EXTENSION
 
 EXTENSION is Postfix's ${extension} (the VERP token after "bounces+").  The options take
 the other pipe(8) macros when the master.cf entry passes them; without them the envelope
@@ -18,8 +20,22 @@ is read from the Return-Path/Delivered-To/X-Original-To headers that flags=R, D 
 prepend.  ``--client-address ${client_address}`` (empty for a notice Postfix's own
 bounce daemon wrote) is what lets the handler know such a notice is genuine
 (bounce_handler/trust.py, docs/trust.md); without it nothing is taken as local.
-Options come before the positional argument; `--` ends them (an extension may start
-with "-").
+
+**The extension is never read as an option.**  Anyone can mail bounces+--help@relay or
+make Postfix's XVERP write bounces+--x=example.com@relay, so the extension is data, and:
+
+- with ``--`` (the shipped entry): everything after the first ``--`` met where an option
+  could start is the extension (at most one argument);
+- without ``--`` (an entry written before it was shipped, ``... ${extension}``): the
+  *last* argument is always the extension, whatever it looks like, and only the ones
+  before it are options.  pipe(8) always passes ``${extension}``, even empty: Postfix 3.7
+  gives ``''`` for a bare bounces@ address (tests/e2e/test_postfix_argv.py checks both
+  shapes), so the last argument is never an option of the entry.  An entry without
+  ``${extension}`` must write its options as ``--config PATH`` (a value of its own).
+- ``--help`` and ``--version`` alone are answered only when stdin is a terminal or
+  carries no message: under pipe(8) stdin is always a pipe holding at least the
+  prepended headers, so bounces+--help@relay through an old entry is a bounce like any
+  other.
 
 The exit status is the durability contract with Postfix (pipe(8) maps sysexits):
 
@@ -71,7 +87,7 @@ OPTIONS = {
 USAGE = (
     "usage: bounce-handler [--config PATH] [--sender S] [--recipient R] "
     "[--original-recipient R] [--queue-id ID] [--client-address ADDR] "
-    "[--client-protocol PROTO] [EXTENSION]"
+    "[--client-protocol PROTO] -- EXTENSION"
 )
 
 
@@ -79,16 +95,26 @@ class UsageError(Exception):
     """The master.cf argv is wrong: an administrator's mistake, so defer (75), not bounce."""
 
 
+INFO_FLAGS = ("-h", "--help", "--version")
+
+
 def parse_argv(argv: list[str]) -> dict[str, str | None]:
-    """Options first, then at most one positional EXTENSION. Raises UsageError."""
+    """Options, then the extension (see the module docstring). Raises UsageError."""
     opts: dict[str, str | None] = {v: None for v in OPTIONS.values()}
     opts["extension"] = None
     opts["help"] = opts["version"] = None
+    last = len(argv) - 1
+    rest: list[str] = []
     i = 0
-    while i < len(argv):
+    while i <= last:
         arg = argv[i]
-        if arg == "--":
-            i += 1
+        if arg == "--" and i < last:
+            rest = argv[i + 1 :]
+            break
+        if i == last:
+            # No "--" before it: the last argument is the extension (an entry written
+            # before the shipped one had "--"), even when it looks like an option.
+            rest = [arg]
             break
         if arg in ("-h", "--help"):
             opts["help"] = "1"
@@ -98,21 +124,42 @@ def parse_argv(argv: list[str]) -> dict[str, str | None]:
             name, eq, value = arg.partition("=")
             if not eq:
                 i += 1
-                if i >= len(argv):
-                    raise UsageError(f"{name} needs a value")
-                value = argv[i]
+                value = argv[i]  # i <= last: the last argument is a value here
             opts[OPTIONS[name]] = value
-        elif arg.startswith("--"):
+        elif arg.startswith("-"):
             raise UsageError(f"unknown option {arg[:40]!r}")
         else:
+            rest = argv[i:]
             break
         i += 1
-    rest = argv[i:]
     if len(rest) > 1:
         raise UsageError(f"expected one EXTENSION argument, got {len(rest)}")
     if rest:
         opts["extension"] = rest[0]
     return opts
+
+
+def wants_info(argv: list[str], stdin) -> str | None:
+    """"help" or "version" when a person asked (see the module docstring), else None."""
+    if len(argv) != 1 or argv[0] not in INFO_FLAGS:
+        return None
+    try:
+        if stdin.isatty():
+            return "version" if argv[0] == "--version" else "help"
+        peek = getattr(stdin, "peek", None)
+        if peek is not None:
+            empty = not peek(1)
+        elif stdin.seekable():
+            pos = stdin.tell()
+            empty = not stdin.read(1)
+            stdin.seek(pos)
+        else:
+            return None
+    except (OSError, ValueError):
+        return None
+    if not empty:
+        return None  # a message on stdin: a delivery whose extension is this flag
+    return "version" if argv[0] == "--version" else "help"
 
 
 def read_bounded(stream, cap: int) -> tuple[bytes, int, bool]:
@@ -199,14 +246,15 @@ def run(argv: list[str], stdin, now: float | None = None) -> tuple[int, str, lis
     fields: list[tuple[str, object]] = []
     extension = None
     try:
+        info = wants_info(argv, stdin)
         opts = parse_argv(argv)
-        extension = opts["extension"]
-        if opts["help"]:
+        if info == "help" or (info is None and opts["help"] and opts["extension"] is None):
             return 0, USAGE, [], None
-        if opts["version"]:
+        if info == "version" or (info is None and opts["version"] and opts["extension"] is None):
             from bounce_handler import __version__
 
             return 0, f"bounce-handler {__version__}", [], None
+        extension = opts["extension"]
         from bounce_handler import settings as settings_mod
 
         settings = settings_mod.load(opts["config"])
@@ -259,6 +307,14 @@ def run(argv: list[str], stdin, now: float | None = None) -> tuple[int, str, lis
     finally:
         elapsed = (time.perf_counter() - t0) * 1000
     code = EXIT[outcome_name]
+    if code:
+        # A deferral's reason can quote the store's URL or what a driver echoed of it
+        # (libpq: 'invalid percent-encoded token: "Se%zzCret"'): mailq and the log
+        # never show a password.
+        from bounce_handler.redaction import redact, url_secrets
+
+        url = settings.database.url if settings is not None else ""
+        line = redact(line, *url_secrets(url))
     head = [("outcome", outcome_name), ("exit", code), ("token", extension)]
     fields = head + fields + [("elapsed_ms", f"{elapsed:.1f}")]
     if code:

@@ -173,6 +173,14 @@ SCHEMA: dict[str, dict[str, tuple[type, object, str]]] = {
             "address from the socketmap's 'sender' map. Empty rewrites nothing: "
             "rewriting a foreign domain's sender would take its bounces away from it.",
         ),
+        "lmtp_time_limit": (
+            float,
+            30.0,
+            "Seconds the LMTP service lets the parse of one message take before it stops it "
+            "and keeps the message quarantined with why (the pipe's equivalent is Postfix's "
+            "<transport>_time_limit). A 10 MiB message parses in well under 2 s; 30 s is "
+            "far above that and far below Postfix's lmtp_data_done_timeout (600 s).",
+        ),
         "forward_to_sender": (
             bool,
             False,
@@ -197,6 +205,100 @@ SCHEMA: dict[str, dict[str, tuple[type, object, str]]] = {
 
 # Sections whose tables are free-form and validated by their owner (the judge's rules).
 FREE_SECTIONS = ("rules",)
+
+
+# -- what each value must mean, beyond its type ---------------------------------------------
+# TOML reads `inf`, `nan` and `1e300` as floats and -1 as an int: all of them passed the
+# type check and then meant something else (busy_timeout = inf waited 0 s, -1 bytes was
+# no limit at all).  Each check returns None or what is wrong; tests/test_settings.py
+# checks every number and every enumeration in SCHEMA has one.
+
+
+def _number(low: float, high: float, unit: str):
+    def check(value) -> str | None:
+        # `value != value` is NaN; inf fails the range.  No math import on the hot path.
+        if value != value or not (low <= value <= high):
+            return f"must be a finite number of {unit} from {low!r} to {high!r}"
+        return None
+
+    return check
+
+
+def _one_of(*choices: str):
+    def check(value) -> str | None:
+        if value not in choices:
+            return "must be one of " + ", ".join(repr(c) for c in choices)
+        return None
+
+    return check
+
+
+def _line(allow_empty: bool, max_len: int = 255, no_space: bool = False):
+    def check(value) -> str | None:
+        if not value and not allow_empty:
+            return "must not be empty"
+        if len(value) > max_len or not value.isprintable() or (no_space and " " in value):
+            return (
+                f"must be printable text{' without spaces' if no_space else ''} of at most "
+                f"{max_len} characters"
+            )
+        return None
+
+    return check
+
+
+def _store_url(value) -> str | None:
+    if value.startswith("sqlite:///"):
+        path = value[len("sqlite:///") :].split("?", 1)[0]
+        if not path or path == ":memory:":
+            return "must name a SQLite file (an in-memory database cannot keep bounces)"
+        return None
+    if value.partition("://")[0] in ("postgresql", "postgresql+psycopg"):
+        return None
+    return (
+        "must be sqlite:////ABSOLUTE/PATH or postgresql+psycopg://USER@HOST/DB "
+        f"(scheme {value.partition(':')[0]!r} is not supported)"
+    )
+
+
+def _listen(value) -> str | None:
+    if value and not value.startswith(("inet:", "unix:")):
+        return "must be empty, inet:HOST:PORT or unix:/ABSOLUTE/PATH"
+    return None
+
+
+def _delimiters(value) -> str | None:
+    if len(value) != 2 or not value.isprintable() or " " in value:
+        return "must be exactly two characters, like Postfix's default_verp_delimiters (+=)"
+    return None
+
+
+GIB = 1024 * 1024 * 1024
+CHECKS = {
+    ("database", "url"): _store_url,
+    # SQLite's busy timeout and PostgreSQL's statement_timeout take int milliseconds;
+    # an hour is far beyond any sane wait (and pipe(8)'s time limit).
+    ("database", "busy_timeout"): _number(0.001, 3600, "seconds"),
+    ("database", "spool_dir"): _line(False, 4096),
+    ("database", "pg_mode"): _one_of("spool", "direct"),
+    # stdin.read(max_message_bytes) allocates that much up front.
+    ("intake", "max_message_bytes"): _number(1024, GIB, "bytes"),
+    ("intake", "raw_retention_days"): _number(1, 36500, "days"),
+    ("intake", "relay"): _line(True, 255),
+    ("log", "target"): _one_of("syslog", "stderr", "none"),
+    ("log", "format"): _one_of("logfmt", "json"),
+    ("log", "syslog_ident"): _line(False, 64, no_space=True),
+    ("verp", "prefix"): _line(False, 32, no_space=True),
+    ("verp", "domain"): _line(True, 255, no_space=True),
+    ("verp", "recipient_delimiter"): _line(False, 8, no_space=True),
+    ("verp", "verp_delimiters"): _delimiters,
+    ("verp", "key_file"): _line(False, 4096),
+    # The day stamp is modulo 1024 days (verp.py); 1023 means "issued tomorrow".
+    ("verp", "max_age_days"): _number(1, 1022, "days"),
+    ("daemon", "socketmap_listen"): _listen,
+    ("daemon", "lmtp_listen"): _listen,
+    ("daemon", "lmtp_time_limit"): _number(1, 3600, "seconds"),
+}
 
 
 class _Frozen:
@@ -300,6 +402,12 @@ def validate(raw: dict[str, object], where: str = "config") -> dict[str, dict[st
                 raise ConfigError(
                     f"{where}: [{section}] {key} must be {typ.__name__}, got {value!r}"
                 )
+            check = CHECKS.get((section, key))
+            problem = check(value) if check is not None else None
+            if problem:
+                # Never the URL itself: it may carry a password.
+                got = "" if key == "url" else f", got {value!r}"
+                raise ConfigError(f"{where}: [{section}] {key} {problem}{got}")
             values[key] = value
         out[section] = values
     for section in FREE_SECTIONS:

@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from tests.conftest import SAMPLES
+from tests.support.stored import one_line
 
 DSN = (SAMPLES / "01-postfix-user-unknown.eml").read_bytes()
 PIPE_HEADERS = (
@@ -279,7 +280,8 @@ def test_hostile_extensions_are_stored_verbatim_and_harmless(store, extension):
     assert_clean(proc)
     assert proc.returncode == 0
     (ext,), = store.query("SELECT extension FROM messages")
-    assert ext == (extension if len(extension) <= 500 else extension[:499] + "…")
+    # Verbatim but for what a one-line column cannot hold (the LF becomes a blank).
+    assert ext == one_line(extension if len(extension) <= 500 else extension[:499] + "…")
     assert store.query("SELECT count(*) FROM messages")[0][0] == 1  # the table survived
     assert not os.path.exists("/tmp/pwned-bh")
     # the log line stays one line: the newline is escaped, not emitted

@@ -18,13 +18,54 @@ def test_parse_argv_forms():
     o = pipe.parse_argv(["--config=/c.toml", "--sender", "s@x", "--", "--ext"])
     assert (o["config"], o["sender"], o["extension"]) == ("/c.toml", "s@x", "--ext")
     assert pipe.parse_argv([])["extension"] is None
-    assert pipe.parse_argv(["--sender="])["sender"] == ""
+    o = pipe.parse_argv(["--sender=", "--", "x"])
+    assert (o["sender"], o["extension"]) == ("", "x")
+    # An entry without ${extension}: every argument is an option with its value.
+    o = pipe.parse_argv(["--config", "/c.toml", "--queue-id", "Q1"])
+    assert (o["config"], o["queue_id"], o["extension"]) == ("/c.toml", "Q1", None)
+    # pipe(8) passes an empty ${extension} as '' (Postfix 3.7).
+    assert pipe.parse_argv(["--config", "/c", "--", ""])["extension"] == ""
+    assert pipe.parse_argv(["--config", "/c", ""])["extension"] == ""
+    # A value may be "--": it is the option's, not the end of the options.
+    o = pipe.parse_argv(["--sender", "--", "--", "ext"])
+    assert (o["sender"], o["extension"]) == ("--", "ext")
     with pytest.raises(pipe.UsageError):
-        pipe.parse_argv(["--sender"])
-    with pytest.raises(pipe.UsageError):
-        pipe.parse_argv(["--nope"])
+        pipe.parse_argv(["--nope", "x"])
     with pytest.raises(pipe.UsageError):
         pipe.parse_argv(["a", "b"])
+    with pytest.raises(pipe.UsageError):
+        pipe.parse_argv(["--config", "/c", "--", "a", "b"])
+
+
+# What Postfix's pipe(8) passes for bounces+EXT@relay, through an entry written before
+# the shipped one had "--" (argv=... --config PATH ${extension}) and through the shipped
+# one: the extension is the extension, whatever it looks like (issue 14, item 4).
+HOSTILE_EXTENSIONS = [
+    "--help", "-h", "--version", "--", "-", "--x=example.com", "--queue-id=Q123",
+    "--sender=forged@example.com", "--config=/etc/shadow", "--recipient", "--nope", "",
+]
+
+
+@pytest.mark.parametrize("ext", HOSTILE_EXTENSIONS)
+@pytest.mark.parametrize("shipped", [True, False], ids=["with--", "legacy"])
+def test_extension_is_never_an_option(ext, shipped):
+    argv = ["--config", "/etc/bh.toml", *(["--"] if shipped else []), ext]
+    o = pipe.parse_argv(argv)
+    assert o["extension"] == ext
+    assert o["config"] == "/etc/bh.toml"
+    assert (o["sender"], o["queue_id"], o["recipient"], o["help"], o["version"]) == (
+        None, None, None, None, None)
+    # The bare entry of an old pipe.py docstring: argv=bounce-handler ${extension}.
+    assert pipe.parse_argv([ext])["extension"] == ext
+
+
+def test_help_and_version_only_for_a_person():
+    msg = io.BytesIO(b"Delivered-To: bounces+--help@relay\n\nbody\n")
+    assert pipe.wants_info(["--help"], msg) is None  # a delivery: the flag is its extension
+    assert msg.read(1) == b"D"  # nothing of the message was consumed
+    assert pipe.wants_info(["--help"], io.BytesIO(b"")) == "help"
+    assert pipe.wants_info(["--version"], io.BytesIO(b"")) == "version"
+    assert pipe.wants_info(["--config", "x", "--help"], io.BytesIO(b"")) is None
 
 
 def test_envelope_headers_only_from_the_prepended_lines():

@@ -126,3 +126,56 @@ def test_config_check_validates_rules_and_writes_the_cache(store):
     proc = store.bounces("config", "check")
     assert proc.returncode == 78
     assert b"unknown key 'soft_dayz' in [rules.dead_recipient]" in proc.stderr
+
+
+# -- values that mean something else (issue 14, item 8) ------------------------------------
+# TOML reads inf, nan and 1e300 as floats and -1 as an int; all passed the type check and
+# then meant something else: busy_timeout = inf/nan/1e300 behaved as 0 s (sqlite3 and
+# PostgreSQL take int milliseconds), max_message_bytes = -1 as no limit, and
+# log.target = "bogus" as syslog.
+MEANINGLESS = [
+    ("[database]\nbusy_timeout = inf\n", "[database] busy_timeout must be a finite number"),
+    ("[database]\nbusy_timeout = nan\n", "[database] busy_timeout must be a finite number"),
+    ("[database]\nbusy_timeout = 1e300\n", "[database] busy_timeout must be a finite number"),
+    ("[database]\nbusy_timeout = -1\n", "[database] busy_timeout must be a finite number"),
+    ("[database]\nbusy_timeout = 0\n", "[database] busy_timeout must be a finite number"),
+    ("[intake]\nmax_message_bytes = -1\n", "[intake] max_message_bytes must be a finite"),
+    ("[intake]\nmax_message_bytes = 0\n", "[intake] max_message_bytes must be a finite"),
+    ("[intake]\nraw_retention_days = -5\n", "[intake] raw_retention_days must be"),
+    ("[log]\ntarget = 'bogus'\n", "[log] target must be one of 'syslog', 'stderr', 'none'"),
+    ("[log]\nformat = 'xml'\n", "[log] format must be one of 'logfmt', 'json'"),
+    ("[database]\npg_mode = 'both'\n", "[database] pg_mode must be one of 'spool', 'direct'"),
+    ("[database]\nurl = 'mysql://u:pw@h/db'\n", "[database] url must be sqlite"),
+    ("[database]\nurl = 'sqlite:///:memory:'\n", "[database] url must name a SQLite file"),
+    ("[verp]\nmax_age_days = 5000\n", "[verp] max_age_days must be"),
+    ("[verp]\nverp_delimiters = '+'\n", "[verp] verp_delimiters must be exactly two"),
+    ("[intake]\nrelay = \"a\\nb\"\n", "[intake] relay must be printable"),
+    ("[daemon]\nlmtp_listen = 'tcp:1'\n", "[daemon] lmtp_listen must be empty"),
+    ("[daemon]\nlmtp_time_limit = inf\n", "[daemon] lmtp_time_limit must be a finite"),
+]
+
+
+@pytest.mark.parametrize("text,message", MEANINGLESS, ids=range(len(MEANINGLESS)))
+def test_config_check_refuses_values_that_mean_something_else(store, text, message):
+    store.config.write_text(text)
+    proc = store.bounces("config", "check")
+    err = proc.stderr.decode()
+    assert proc.returncode == 78, err
+    assert message in err, err
+    assert "pw" not in err  # a refused URL is not echoed (it may hold a password)
+    # The pipe reads the same settings: it defers (75) with the same reason, never runs
+    # with the meaningless value.
+    res = store.handler("--", "alice=example.net", input=b"Subject: x\n\nx\n")
+    assert res.returncode == 75 and message.encode() in res.stdout, res.stdout
+
+
+def test_every_number_and_enumeration_has_a_meaning_check():
+    for section, keys in settings.SCHEMA.items():
+        for key, (typ, default, _why) in keys.items():
+            if typ in (int, float):
+                assert (section, key) in settings.CHECKS, f"[{section}] {key} is unchecked"
+            check = settings.CHECKS.get((section, key))
+            if check is not None:
+                assert check(default) is None, f"[{section}] {key}: default {default!r} refused"
+    for section, key in (("database", "pg_mode"), ("log", "target"), ("log", "format")):
+        assert settings.CHECKS[(section, key)]("bogus")

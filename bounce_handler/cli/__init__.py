@@ -110,14 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     from bounce_handler import settings as settings_mod
 
+    settings = None
     try:
         settings = settings_mod.load(args.config)
         return int(args.func(args, settings) or 0)
     except settings_mod.ConfigError as e:
-        print(f"bounces: {e}", file=sys.stderr)
+        print(f"bounces: {_redacted(e, settings)}", file=sys.stderr)
         return 78  # EX_CONFIG
     except BounceHandlerError as e:
-        print(f"bounces: {e}", file=sys.stderr)
+        print(f"bounces: {_redacted(e, settings)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return 130
@@ -129,6 +130,14 @@ def main(argv: list[str] | None = None) -> int:
 
         traceback.print_exc()
         return EX_SOFTWARE
+
+
+def _redacted(e: Exception, settings) -> str:
+    """The one error line, without the store's passwords (whatever echoed them)."""
+    from bounce_handler.redaction import redact, url_secrets
+
+    url = settings.database.url if settings is not None else ""
+    return redact(str(e), *url_secrets(url))
 
 
 if __name__ == "__main__":

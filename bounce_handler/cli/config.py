@@ -64,9 +64,11 @@ def render_toml(settings, with_docs: bool = False) -> str:
                 lines.append(f"# default: {_toml_value(default)}")
             value = values[key]
             if section == "database" and key == "url":
-                from sqlalchemy.engine import make_url
+                from bounce_handler.redaction import redact, url_secrets
 
-                value = make_url(value).render_as_string(hide_password=True)
+                # user:password@ and ?password= alike (SQLAlchemy's hide_password
+                # masks only the first).
+                value = redact(value, *url_secrets(value))
             lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
     if settings.rules:

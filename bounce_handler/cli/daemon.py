@@ -79,6 +79,9 @@ def run(args, settings) -> int:
         level=getattr(logging, args.log_level.upper()),
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from bounce_handler.redaction import log_redaction
+
+    log_redaction(settings.database.url)
     if getattr(args, "drain_once", False):
         from bounce_handler.daemon.drain import DrainService
         from bounce_handler.errors import EX_TEMPFAIL

@@ -54,14 +54,17 @@ def run(args, settings) -> int:
             print(f"current {current or 'none'}, head {head}: {state} ({_safe(url)})")
             return 0 if current == head else 1
     except OperationalError as e:
-        raise StoreUnavailable(f"{_safe(url)}: {e.orig}") from None
+        raise StoreUnavailable(_safe(f"{url}: {e.orig}", url)) from None
     except OSError as e:
-        raise BounceHandlerError(f"{_safe(url)}: {e}") from None
+        raise BounceHandlerError(_safe(f"{url}: {e}", url)) from None
     return 0
 
 
-def _safe(url: str) -> str:
-    """The URL with any password masked (secrets never appear in output)."""
-    from sqlalchemy.engine import make_url
+def _safe(text: str, url: str | None = None) -> str:
+    """`text` with every password masked (secrets never appear in output).
 
-    return make_url(url).render_as_string(hide_password=True)
+    The URL's own (user:password@ or ?password=), and whatever a driver echoed of it.
+    """
+    from bounce_handler.redaction import redact, url_secrets
+
+    return redact(text, *url_secrets(url or text))

@@ -537,7 +537,7 @@ def check_schema(settings) -> list[Finding]:
             Finding(
                 PROBLEM,
                 f"cannot read the database schema version: {type(e).__name__}: "
-                f"{str(e).splitlines()[0][:200] if str(e) else ''}",
+                + _redacted(str(e).splitlines()[0][:200] if str(e) else "", settings),
                 "check [database] url, then `bounces db upgrade`",
             )
         ]
@@ -551,6 +551,12 @@ def check_schema(settings) -> list[Finding]:
             )
         ]
     return [Finding(OK, f"database schema at head ({head})")]
+
+
+def _redacted(text: str, settings) -> str:
+    from bounce_handler.redaction import redact, url_secrets
+
+    return redact(text, *url_secrets(settings.database.url))
 
 
 def check_caches(settings) -> list[Finding]:

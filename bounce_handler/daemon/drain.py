@@ -8,11 +8,21 @@ second row), and delete the file only after the commit.
 
 When PostgreSQL is unreachable (``StoreUnavailable``) the pass stops, every file stays,
 and the next pass waits with an exponential backoff (1 s doubling to ``MAX_BACKOFF``):
-the spool is the queue, exactly as Postfix's queue is for a pipe in direct mode.  A file
-that is not a batch (truncated by hand, a foreign file) moves to ``bad/``; so does one the
-writer refuses ``MAX_ATTEMPTS`` times for a reason other than the store being down (a
-bug or a value PostgreSQL rejects), so one poisoned file cannot block the rest.  Nothing
-is ever deleted without a commit.
+the spool is the queue, exactly as Postfix's queue is for a pipe in direct mode.
+
+A poison file never blocks the ones behind it.  The writer tells a data error (these
+rows can never be stored: PostgreSQL refuses a value) from an outage: it stores such a
+message as quarantined with why (store/rows.py ``set_aside``), and the file is done.
+What is left goes to ``bad/`` with a ``NAME.why`` file beside it saying why:
+
+- a file that is not a batch (truncated by hand, a foreign file): at once;
+- a batch even the set-aside row of was refused (``UnstorableMessage``): at once;
+- a batch the writer fails on for another reason (a bug, a damaged batch): after
+  ``MAX_ATTEMPTS`` passes.  The count is kept in ``new/NAME.tries``, so it survives a
+  restart of the daemon and separate ``--drain-once`` runs (it used to live in memory,
+  and a file that failed in every cron run stayed in ``new/`` forever).
+
+Nothing is ever deleted without a commit.
 
 Usable without the daemon::
 
@@ -26,13 +36,16 @@ import os
 import threading
 import time
 
-from bounce_handler.errors import StoreUnavailable
+from bounce_handler import redaction
+from bounce_handler.errors import StoreUnavailable, UnstorableMessage
 from bounce_handler.store import spool
 
 log = logging.getLogger("bounce_handler.daemon.drain")
 
 MAX_BACKOFF = 60.0
 MAX_ATTEMPTS = 3
+# Beside new/NAME: how many passes failed on it (ignored by spool.pending: not SUFFIX).
+TRIES_SUFFIX = ".tries"
 # Seconds between scans of an empty spool (a new file waits at most this long).
 IDLE_INTERVAL = 0.5
 
@@ -105,11 +118,48 @@ class DrainService:
         return self._judge
 
     def _quarantine_file(self, name: str, why: str) -> None:
+        """Move new/NAME to bad/NAME, with bad/NAME.why saying why (kept for a human)."""
         src = os.path.join(self.spool_dir, "new", name)
         bad_dir = os.path.join(self.spool_dir, "bad")
         os.makedirs(bad_dir, exist_ok=True)
+        why = redaction.redact(why, *redaction.url_secrets(self.settings.database.url))
+        try:
+            with open(os.path.join(bad_dir, name + ".why"), "w", encoding="utf-8") as fp:
+                fp.write(f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {why}\n")
+        except OSError as e:  # the file itself matters more than its note
+            log.warning("cannot write %s.why: %s", name, e.strerror)
         os.replace(src, os.path.join(bad_dir, name))
+        self._forget_attempts(name)
         log.error("spool file moved to bad/: %s: %s", name, why)
+
+    def _tries_path(self, name: str) -> str:
+        return os.path.join(self.spool_dir, "new", name + TRIES_SUFFIX)
+
+    def _count_attempt(self, name: str) -> int:
+        """One more failed attempt at new/NAME; return the count (kept across processes)."""
+        n = self._attempts.get(name, 0)
+        try:
+            with open(self._tries_path(name)) as fp:
+                n = max(n, int(fp.read().strip() or 0))
+        except (OSError, ValueError):
+            pass
+        n += 1
+        self._attempts[name] = n
+        try:
+            with open(self._tries_path(name), "w") as fp:
+                fp.write(f"{n}\n")
+        except OSError as e:  # counted in memory still: this process moves it aside
+            log.warning("cannot record the attempt count of %s: %s", name, e.strerror)
+        return n
+
+    def _forget_attempts(self, name: str) -> None:
+        self._attempts.pop(name, None)
+        try:
+            os.unlink(self._tries_path(name))
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            log.warning("cannot remove %s%s: %s", name, TRIES_SUFFIX, e.strerror)
 
     def drain_once(self, limit: int | None = None) -> DrainStats:
         """One pass over ``new/``; stops at the first StoreUnavailable (files stay)."""
@@ -156,20 +206,26 @@ class DrainService:
                 stats.error = str(e)
                 stats.left = len(names) - i
                 break
+            except UnstorableMessage as e:
+                # Not even the set-aside row was taken: no retry can help.
+                self._quarantine_file(name, f"unstorable: {e}"[:500])
+                stats.bad += 1
+                continue
             except Exception as e:  # noqa: BLE001 - one poisoned file must not block all
-                n = self._attempts.get(name, 0) + 1
-                self._attempts[name] = n
+                n = self._count_attempt(name)
                 self._writer = None
+                why = f"{type(e).__name__}: {e}"[:300]
                 if n >= MAX_ATTEMPTS:
-                    self._attempts.pop(name, None)
-                    self._quarantine_file(name, f"{type(e).__name__}: {e}"[:300])
+                    self._quarantine_file(name, f"failed {n} times: {why}")
                     stats.bad += 1
                 else:
-                    log.warning("drain of %s failed (attempt %d): %s", name, n, type(e).__name__)
+                    log.warning("drain of %s failed (attempt %d of %d): %s",
+                                name, n, MAX_ATTEMPTS, why)
                     stats.left += 1
                 continue
             os.unlink(path)  # only after the commit: a crash before this is a duplicate later
-            self._attempts.pop(name, None)
+            if name in self._attempts or os.path.exists(self._tries_path(name)):
+                self._forget_attempts(name)
             if created:
                 stats.drained += 1
             else:
@@ -249,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     s = settings_mod.load(args.config)
+    redaction.log_redaction(s.database.url)
     svc = DrainService(s)
     if args.once:
         stats = svc.drain_all()

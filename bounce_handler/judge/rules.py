@@ -312,6 +312,30 @@ OPTIONS: dict[str, dict[str, tuple[type, object, str]]] = {
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
+# The largest value each numeric option can mean (the smallest is 0, which switches a
+# threshold off).  TOML reads inf, nan and 1e300 as floats; they passed "not negative"
+# and then broke the arithmetic of every window (a year of minutes is already more than
+# any window the judge can use).  tests/judge/test_rules.py checks every int and float
+# option is listed.
+_YEAR_MINUTES = 366 * 24 * 60
+MAXIMUM = {
+    "soft_days": 3660,
+    "soft_span_days": 3660,
+    "quiet_reset_days": 3660,
+    "window_minutes": _YEAR_MINUTES,
+    "max_bounces": 10**9,
+    "max_domains": 10**9,
+    "baseline_days": 3660,
+    "jump_factor": 10**6,
+    "jump_min": 10**9,
+    "spam_share": 1,
+    "spam_min": 10**9,
+    "complaints": 10**9,
+    "complaint_window_hours": 366 * 24,
+    "min_deferrals": 10**9,
+    "concurrency_limit": 10**6,
+}
+
 
 def _postfix_time(text: str) -> bool:
     """A Postfix time value: digits with an optional unit (postconf(5): ms s m h d w)."""
@@ -420,8 +444,11 @@ def _check(section: str, key: str, typ: type, value: object) -> object:
         return {str(k): tuple(x.lower() for x in v) for k, v in value.items()}
     if type(value) is not typ:
         raise ConfigError(f"{where} must be {typ.__name__}, got {value!r}")
-    if typ in (int, float) and value < 0:
-        raise ConfigError(f"{where} must not be negative, got {value!r}")
+    if typ in (int, float):
+        high = MAXIMUM[key]
+        # `value != value` is NaN (no math import on the hot path); inf fails the range.
+        if value != value or not 0 <= value <= high:
+            raise ConfigError(f"{where} must be a finite number from 0 to {high}, got {value!r}")
     return value
 
 

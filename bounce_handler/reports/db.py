@@ -104,7 +104,9 @@ def connect(settings, *, write: bool = False) -> Iterator:
             with engine.connect() as conn:
                 yield conn
     except (OperationalError, ProgrammingError) as e:
-        raise StoreUnavailable(f"{_safe(settings.database.url)}: {e.orig}") from None
+        raise StoreUnavailable(
+            _safe_text(f"{settings.database.url}: {e.orig}", settings.database.url)
+        ) from None
     finally:
         engine.dispose()
 
@@ -119,12 +121,16 @@ def connections(settings, n: int) -> Iterator[list]:
         with ExitStack() as stack:
             yield [stack.enter_context(engine.connect()) for _ in range(n)]
     except (OperationalError, ProgrammingError) as e:
-        raise StoreUnavailable(f"{_safe(settings.database.url)}: {e.orig}") from None
+        raise StoreUnavailable(
+            _safe_text(f"{settings.database.url}: {e.orig}", settings.database.url)
+        ) from None
     finally:
         engine.dispose()
 
 
-def _safe(url: str) -> str:
-    from sqlalchemy.engine import make_url
+def _safe_text(text: str, url: str) -> str:
+    """`text` with the URL's passwords, and any echo of them, masked."""
+    from bounce_handler.redaction import redact, url_secrets
 
-    return make_url(url).render_as_string(hide_password=True)
+    return redact(text, *url_secrets(url))
+

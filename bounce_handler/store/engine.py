@@ -80,7 +80,8 @@ def alembic_config(url: str, connection=None):
 def ensure_sqlite_dir(url: str) -> None:
     """Create the directory of a SQLite file (mode 0750) if it is missing."""
     if url.startswith("sqlite:///") and url not in ("sqlite://", "sqlite:///:memory:"):
-        path = url[len("sqlite:///") :]
+        # The file SQLAlchemy and the pipe's writer open (store/lean.py sqlite_path).
+        path = url[len("sqlite:///") :].split("?", 1)[0]
         d = os.path.dirname(path)
         if d and not os.path.isdir(d):
             os.makedirs(d, mode=0o750, exist_ok=True)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import sys
 
-from bounce_handler.errors import StoreUnavailable
+from bounce_handler.errors import StoreUnavailable, UnstorableMessage
+from bounce_handler.store import rows
 
 
 def _import_sqlite3():
@@ -160,7 +161,7 @@ def link_copies(one, ev: dict) -> None:
 
 
 def insert_events(conn, events: list, message_id: int) -> None:
-    """Link and insert a message's events through a sqlite3 connection (ids set on them)."""
+    """Link, clean and insert a message's events through a sqlite3 connection (ids set)."""
 
     def one(sql, params):
         return conn.execute(sql, params).fetchone()
@@ -168,17 +169,37 @@ def insert_events(conn, events: list, message_id: int) -> None:
     for ev in events:
         ev["message_id"] = message_id
         link_copies(one, ev)
-        ev["id"] = conn.execute(INSERT_EVENT, [ev.get(c) for c in EVENT_COLUMNS]).lastrowid
+        ev["id"] = conn.execute(
+            INSERT_EVENT, rows.values("bounce_events", ev, EVENT_COLUMNS)
+        ).lastrowid
 
 
 def sqlite_path(url: str) -> str:
-    """The file path of a sqlite:/// URL (SQLAlchemy's form: four slashes = absolute)."""
+    """The file path of a sqlite:/// URL, exactly as SQLAlchemy reads it.
+
+    Four slashes = absolute.  SQLAlchemy (2.0, ``make_url``) takes everything up to the
+    first "?" literally: no percent-decoding, "#" is an ordinary character; so does this,
+    and ``bounces db upgrade`` and the pipe name the same file (tests/test_store_lean.py).
+    """
     if not url.startswith("sqlite:///"):
         raise StoreUnavailable(f"not a SQLite URL: {url.split(':', 1)[0]}:...")
     path = url[len("sqlite:///") :].split("?", 1)[0]
     if not path or path == ":memory:":
         raise StoreUnavailable("an in-memory SQLite database cannot keep bounces")
     return path
+
+
+def sqlite_uri(path: str) -> str:
+    """The read-write ``file:`` URI (RFC 3986, SQLite's URI filenames) of the file `path`.
+
+    In a URI "?" starts the query, "#" the fragment and "%" an escape, so a path holding
+    any of them named another file ("/srv/a#b/x.db" opened "/srv/a"): they are escaped.
+    ``mode=rw`` never creates an empty file the schema check would then reject.
+    """
+    escaped = path.replace("%", "%25").replace("?", "%3F").replace("#", "%23")
+    if escaped.startswith("//"):  # "file://x" would make x an authority
+        escaped = "/" + escaped.lstrip("/")
+    return f"file:{escaped}?mode=rw"
 
 
 class SqliteWriter:
@@ -194,9 +215,8 @@ class SqliteWriter:
                 f"database {self.path} does not exist: run `bounces db upgrade`"
             )
         try:
-            # mode=rw: never create an empty file the schema check would then reject.
             conn = sqlite3.connect(
-                f"file:{self.path}?mode=rw",
+                sqlite_uri(self.path),
                 uri=True,
                 timeout=self.busy_timeout,
                 isolation_level=None,
@@ -228,22 +248,7 @@ class SqliteWriter:
                 if row is not None:
                     conn.execute("ROLLBACK")
                     return row[0], False
-                m = batch.message
-                cur = conn.execute(INSERT_MESSAGE, [m.get(c) for c in MESSAGE_COLUMNS])
-                message_id = cur.lastrowid
-                if batch.raw is not None:
-                    conn.execute(
-                        INSERT_RAW, (message_id, m["received_at"], "zlib", batch.raw)
-                    )
-                insert_events(conn, batch.events, message_id)
-                if batch.quarantine is not None:
-                    q = batch.quarantine
-                    conn.execute(
-                        INSERT_QUARANTINE,
-                        (message_id, m["received_at"], q["reason"], q.get("detail")),
-                    )
-                if judge is not None and batch.events:
-                    judge(conn, batch.events, batch.now)
+                message_id = write(conn, batch, judge)
                 conn.execute("COMMIT")
                 return message_id, True
             except sqlite3.Error as e:
@@ -255,6 +260,87 @@ class SqliteWriter:
                 raise StoreUnavailable(_explain(e, self.path, self.busy_timeout)) from None
         finally:
             conn.close()
+
+
+# Errors that say "these values cannot be stored", not "the store cannot write now":
+# a constraint (IntegrityError), a value SQLite refuses (DataError: SQLITE_TOOBIG), text
+# no driver can encode (UnicodeEncodeError).  They come back on every retry, so the
+# message is set aside (store/rows.py) instead; locked, full, read-only, I/O errors
+# (OperationalError) stay StoreUnavailable and are retried.
+DATA_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, UnicodeEncodeError)
+
+
+class RowsRefused(Exception):
+    """The store refused a batch's own rows (a data error); ``why`` says what it said."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+def refusal(e: BaseException) -> str:
+    """One line saying which data error the store raised (for the quarantine row)."""
+    text = str(e).strip().splitlines()
+    return f"store refused the message's rows: {type(e).__name__}: {text[0] if text else ''}"
+
+
+def insert_rows(conn, batch) -> int:
+    """INSERT the batch's rows (SQLite); return the message id. Raises RowsRefused.
+
+    Values go through ``rows.values`` (the one cleaning); the events get their ``id``
+    and ``message_id`` for the judge hook.
+    """
+    m = batch.message
+    try:
+        message_id = conn.execute(
+            INSERT_MESSAGE, rows.values("messages", m, MESSAGE_COLUMNS)
+        ).lastrowid
+        if batch.raw is not None:
+            conn.execute(INSERT_RAW, (message_id, m["received_at"], "zlib", batch.raw))
+        insert_events(conn, batch.events, message_id)
+        if batch.quarantine is not None:
+            q = rows.clean_row("quarantine", batch.quarantine)
+            conn.execute(
+                INSERT_QUARANTINE, (message_id, m["received_at"], q["reason"], q.get("detail"))
+            )
+    except DATA_ERRORS as e:
+        raise RowsRefused(refusal(e)) from None
+    return message_id
+
+
+def write(conn, batch, judge=None) -> int:
+    """Write one batch inside the caller's open transaction; return its message id.
+
+    The batch's work is isolated by a savepoint, so a failure undoes this message alone
+    (the LMTP group committer writes many messages in one transaction).  When SQLite
+    refuses its rows (``RowsRefused``), the message is set aside (``rows.set_aside``:
+    quarantined with why) and written again; UnstorableMessage if even that is refused.
+    The judge hook then runs on the events as stored.  sqlite3.OperationalError and the
+    judge's own errors propagate (the caller decides: an outage, or this message's bug).
+    """
+    rows.clean_batch(batch)
+    conn.execute("SAVEPOINT batch")
+    try:
+        try:
+            message_id = insert_rows(conn, batch)
+        except RowsRefused as e:
+            conn.execute("ROLLBACK TO SAVEPOINT batch")
+            rows.set_aside(batch, e.why)
+            try:
+                message_id = insert_rows(conn, batch)
+            except RowsRefused as again:
+                raise UnstorableMessage(again.why) from None
+        if judge is not None and batch.events:
+            judge(conn, batch.events, batch.now)
+    except BaseException:
+        try:
+            conn.execute("ROLLBACK TO SAVEPOINT batch")
+            conn.execute("RELEASE SAVEPOINT batch")
+        except sqlite3.Error:
+            pass  # the transaction itself is gone (the caller rolls back)
+        raise
+    conn.execute("RELEASE SAVEPOINT batch")
+    return message_id
 
 
 NOT_INITIALISED = "database schema not initialised: run `bounces db upgrade`"

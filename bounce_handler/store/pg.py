@@ -37,15 +37,19 @@ module import.
 
 from __future__ import annotations
 
-from bounce_handler.errors import StoreUnavailable
+from bounce_handler import redaction
+from bounce_handler.errors import StoreUnavailable, UnstorableMessage
+from bounce_handler.store import rows
 from bounce_handler.store.lean import (
     EVENT_COLUMNS,
     MESSAGE_COLUMNS,
     NOT_INITIALISED,
     QUARANTINE_COLUMNS,
     RAW_COLUMNS,
+    RowsRefused,
     check_revision,
     link_copies,
+    refusal,
 )
 
 # Columns that are Boolean in the models: the batch carries SQLite's 0/1, which
@@ -86,16 +90,8 @@ def libpq_url(url: str) -> str:
 
 
 def redact(text: str, url: str) -> str:
-    """`text` without the URL's password (libpq does not echo it, but be sure)."""
-    rest = url.partition("://")[2]
-    userinfo = rest.partition("@")[0] if "@" in rest else ""
-    password = userinfo.partition(":")[2]
-    if password:
-        text = text.replace(password, "***")
-        from urllib.parse import unquote
-
-        text = text.replace(unquote(password), "***")
-    return text
+    """`text` without the URL's secrets (libpq echoes parts of a bad URL: "%zz")."""
+    return redaction.redact(text, *redaction.url_secrets(url))
 
 
 def _where(url: str) -> str:
@@ -105,11 +101,29 @@ def _where(url: str) -> str:
     return hostpart.split("?", 1)[0] or "localhost"
 
 
-def _bools(row: dict, columns: tuple[str, ...]) -> list:
+def _bools(values: list, columns: tuple[str, ...]) -> list:
     return [
-        (None if row.get(c) is None else bool(row.get(c))) if c in BOOL_COLUMNS else row.get(c)
-        for c in columns
+        (None if v is None else bool(v)) if c in BOOL_COLUMNS else v
+        for c, v in zip(columns, values, strict=True)
     ]
+
+
+def _data_errors() -> tuple:
+    """What PostgreSQL (or psycopg, before sending) says about the values themselves.
+
+    Class 22 (data exception: NUL, a value too long, invalid text), class 23 (integrity
+    constraint), 54000 (program limit: an index row too large), and text psycopg cannot
+    encode.  Connection, lock, disk, permission and schema errors are not here: those
+    are ``StoreUnavailable``, retried.
+    """
+    import psycopg
+
+    return (
+        psycopg.DataError,
+        psycopg.IntegrityError,
+        psycopg.errors.ProgramLimitExceeded,
+        UnicodeEncodeError,
+    )
 
 
 class PgWriter:
@@ -191,6 +205,22 @@ class PgWriter:
         return result
 
     def _record(self, conn, batch, judge) -> tuple[int, bool]:
+        rows.clean_batch(batch)
+        try:
+            return self._transaction(conn, batch, judge)
+        except RowsRefused as e:
+            # A data error (class 22/23, a NUL psycopg will not send): the same rows would
+            # be refused on every retry, and "store unavailable" here once wedged the
+            # whole spool drain behind one message.  Store it set aside instead.
+            conn.rollback()
+            rows.set_aside(batch, e.why)
+        try:
+            return self._transaction(conn, batch, judge)
+        except RowsRefused as e:
+            conn.rollback()
+            raise UnstorableMessage(e.why) from None
+
+    def _transaction(self, conn, batch, judge) -> tuple[int, bool]:
         cur = conn.cursor()
         # Transaction-scoped (PgBouncer-safe): a lock held elsewhere past our budget ends
         # in exit 75 and a retry, not in pipe(8)'s time limit and a lost bounce.
@@ -201,8 +231,12 @@ class PgWriter:
         cur.execute("SET LOCAL synchronous_commit = on")
         _check_schema(cur)
         m = batch.message
-        cur.execute(INSERT_MESSAGE, _bools(m, MESSAGE_COLUMNS))
-        row = cur.fetchone()
+        try:
+            params = rows.values("messages", m, MESSAGE_COLUMNS)
+            cur.execute(INSERT_MESSAGE, _bools(params, MESSAGE_COLUMNS))
+            row = cur.fetchone()
+        except _data_errors() as e:
+            raise RowsRefused(refusal(e)) from None
         if row is None:
             # Someone (a redelivery, another relay) committed this digest first.
             cur.execute("SELECT id FROM messages WHERE digest = %s", (m["digest"],))
@@ -212,31 +246,37 @@ class PgWriter:
                 raise StoreUnavailable("message digest conflict without a row; retry")
             return existing[0], False
         message_id = row[0]
-        if batch.raw is not None:
-            cur.execute(INSERT_RAW, (message_id, m["received_at"], "zlib", batch.raw))
-        # Two relays (or the DSN and the postmaster copy of one failure, drained or
-        # received side by side) must not both find "no earlier copy": a transaction-scoped
-        # lock per key (PgBouncer-safe, released at COMMIT) serialises them, taken in one
-        # sorted pass so two messages sharing keys cannot deadlock.
-        keys = sorted({k for ev in batch.events for k in (ev.get("failure_key"),
-                                                          ev.get("token_key")) if k})
-        for k in keys:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (k,))
+        try:
+            if batch.raw is not None:
+                cur.execute(INSERT_RAW, (message_id, m["received_at"], "zlib", batch.raw))
+            # Two relays (or the DSN and the postmaster copy of one failure, drained or
+            # received side by side) must not both find "no earlier copy": a
+            # transaction-scoped lock per key (PgBouncer-safe, released at COMMIT)
+            # serialises them, taken in one sorted pass so two messages sharing keys
+            # cannot deadlock.
+            keys = sorted({k for ev in batch.events
+                           for k in (ev.get("failure_key"), ev.get("token_key")) if k})
+            for k in keys:
+                cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (k,))
 
-        def one(sql, params):
-            cur.execute(sql.replace("?", "%s"), params)
-            return cur.fetchone()
+            def one(sql, params):
+                cur.execute(sql.replace("?", "%s"), params)
+                return cur.fetchone()
 
-        for ev in batch.events:
-            ev["message_id"] = message_id
-            link_copies(one, ev)
-            cur.execute(INSERT_EVENT, _bools(ev, EVENT_COLUMNS))
-            ev["id"] = cur.fetchone()[0]
-        if batch.quarantine is not None:
-            q = batch.quarantine
-            cur.execute(
-                INSERT_QUARANTINE, (message_id, m["received_at"], q["reason"], q.get("detail"))
-            )
+            for ev in batch.events:
+                ev["message_id"] = message_id
+                link_copies(one, ev)
+                params = rows.values("bounce_events", ev, EVENT_COLUMNS)
+                cur.execute(INSERT_EVENT, _bools(params, EVENT_COLUMNS))
+                ev["id"] = cur.fetchone()[0]
+            if batch.quarantine is not None:
+                q = rows.clean_row("quarantine", batch.quarantine)
+                cur.execute(
+                    INSERT_QUARANTINE,
+                    (message_id, m["received_at"], q["reason"], q.get("detail")),
+                )
+        except _data_errors() as e:
+            raise RowsRefused(refusal(e)) from None
         if judge is not None and batch.events:
             judge(conn, batch.events, batch.now)
         conn.commit()

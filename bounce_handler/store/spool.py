@@ -11,7 +11,8 @@ Layout of ``[database] spool_dir`` (created by ``deploy/`` with the modes below)
 
     tmp/        files being written (a crash leaves debris here, never in new/)
     new/        complete batches, one file per message, named by the message digest
-    bad/        files the drain could not read (kept for a human, never deleted)
+    bad/        files the drain could not read or store, each with NAME.why beside it
+                saying why (kept for a human, never deleted)
 
 Durability, in the order pipe(8) needs it (exit 0 makes Postfix delete its copy, so the
 file must be on disk first): write to ``tmp/``, ``fsync`` the file, ``link`` it to
@@ -35,6 +36,7 @@ import marshal
 import os
 
 from bounce_handler.errors import StoreUnavailable
+from bounce_handler.store.rows import Batch, clean_batch
 
 MAGIC = b"BHSPOOL1\n"
 FORMAT = 1
@@ -55,8 +57,6 @@ class SpoolFormatError(Exception):
 
 def load(data: bytes):
     """Read the Batch a spool file holds. Raises SpoolFormatError."""
-    from bounce_handler.intake import Batch
-
     if not data.startswith(MAGIC):
         raise SpoolFormatError("not a bounce-handler spool file (bad magic)")
     try:
@@ -115,6 +115,9 @@ class SpoolWriter:
         ``judge`` is accepted for the writer interface and not used: the drain runs the
         judge when it writes the batch into PostgreSQL, in the same transaction.
         """
+        # Cleaned before it is written: the file holds what PostgreSQL will take (the
+        # drain's writer cleans again; clean_batch is idempotent).
+        clean_batch(batch)
         digest = batch.message["digest"]
         name = digest + SUFFIX
         final = os.path.join(self.new_dir, name)

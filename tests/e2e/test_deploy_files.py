@@ -49,8 +49,9 @@ def test_master_cf_entry():
     assert attrs["user"] not in ("root", "postfix")
     argv = fields[fields.index(next(a for a in fields if a.startswith("argv="))) :]
     assert argv[0] == "argv=/opt/bounce-handler/venv/bin/bounce-handler"
+    # "--" before the extension: bounces+--help@relay is data, never an option.
     assert argv[1:] == ["--config", "/etc/bounce-handler/config.toml",
-                        "--client-address", "${client_address}", "${extension}"]
+                        "--client-address", "${client_address}", "--", "${extension}"]
 
 
 def main_params() -> dict[str, str]:

@@ -1,4 +1,7 @@
-"""LMTP intake (daemon/lmtp.py): per-recipient replies, 451 when the store is down, never 5xx."""
+"""LMTP intake (daemon/lmtp.py): per-recipient replies, 451 when the store is down.
+
+Never a 5xx but for a message over the size cap (tests/faults/test_lmtp_budget.py).
+"""
 
 from __future__ import annotations
 
@@ -74,21 +77,7 @@ def test_store_locked_is_451_per_recipient_then_recorded_once(lmtp):
     assert store.query("SELECT count(*) FROM messages")[0][0] == 2
 
 
-def test_long_lines_and_oversize_messages_are_never_5xx(lmtp):
-    svc, sock, store = lmtp
-    ext, raw = variant(2, bounces_only=True)
-    long_header = b"X-Long: " + b"a" * (2 * 1024 * 1024) + b"\n"  # aiosmtpd's default: 500
-    big = raw + b"\n" + (b"B" * 76 + b"\n") * (11 * 1024 * 1024 // 77)  # over the 10 MiB cap
-    out = lmtp_session(
-        sock,
-        [
-            ("", [f"bounces+{ext}@relay.example"], long_header + raw),
-            ("", ["bounces+big=example.net@relay.example"], big),
-        ],
-    )
-    assert all(r[0].startswith("250 ") for r in out), out
-    trunc = store.query("SELECT truncated FROM messages WHERE extension = 'big=example.net'")
-    assert trunc == [(1,)]
+# Long lines and DATA over the size cap: tests/faults/test_lmtp_budget.py.
 
 
 def test_reply_text_cannot_inject_protocol_lines(lmtp):

@@ -127,7 +127,11 @@ def test_unreadable_file_goes_to_bad_and_does_not_block_the_rest(spooled):
     os.utime(junk, ns=(1, 1))  # oldest: drained first
     stats = DrainService(s, writer_factory=sqlite_factory(store)).drain_all()
     assert (stats.drained, stats.bad) == (1, 1)
-    assert os.listdir(os.path.join(s.database.spool_dir, "bad")) == [os.path.basename(junk)]
+    bad = os.path.join(s.database.spool_dir, "bad")
+    name = os.path.basename(junk)
+    assert sorted(os.listdir(bad)) == [name, name + ".why"]
+    with open(os.path.join(bad, name + ".why")) as fp:
+        assert "bad magic" in fp.read()  # kept with why
     assert rows(store) == (1, 1)
 
 
@@ -143,7 +147,9 @@ def test_a_writer_that_keeps_failing_moves_the_file_aside_after_max_attempts(spo
     for _ in range(3):
         svc.drain_once()
     assert spool.pending(s.database.spool_dir) == []
-    assert len(os.listdir(os.path.join(s.database.spool_dir, "bad"))) == 1
+    bad = sorted(os.listdir(os.path.join(s.database.spool_dir, "bad")))
+    assert len(bad) == 2 and bad[1] == bad[0] + ".why"
+    assert os.listdir(os.path.join(s.database.spool_dir, "new")) == []  # no .tries left
 
 
 def test_drain_service_thread_backs_off_while_down_and_catches_up(spooled):

@@ -1,4 +1,4 @@
-"""The same MIME bombs over LMTP: one 250 per recipient, in bounded time, daemon still up."""
+"""The same MIME bombs over LMTP: one reply per recipient, in bounded time, daemon still up."""
 
 from __future__ import annotations
 
@@ -39,7 +39,11 @@ def test_bomb_over_lmtp(daemon, name):
     [replies] = lmtp_session(sock, [("", [f"bounces+{name}=example.net@relay.example"], data)])
     wall = time.monotonic() - t0
     print(f"\nlmtp {name}: {len(data) / 1048576:.1f} MiB, {wall:.2f} s: {replies[0][:80]}")
-    assert len(replies) == 1 and replies[0].startswith("250 2.0.0 "), replies
+    # Over [intake] max_message_bytes (10 MiB) on the wire: refused as it arrives, never
+    # held (552 5.3.4, the pipe's budget); anything below is taken.
+    wire = len(data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+    want = "552 5.3.4 " if wire > 10 * 1024 * 1024 else "250 2.0.0 "
+    assert len(replies) == 1 and replies[0].startswith(want), replies
     # Includes sending the bytes: aiosmtpd reads DATA line by line in Python, ~1 s per
     # MiB on a loaded 2-core machine.  Postfix never sends more than message_size_limit
     # (10 MB by default), so the 50 MiB bomb only proves it is survived, not fast.

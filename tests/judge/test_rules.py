@@ -71,7 +71,7 @@ def test_a_message_too_big_never_makes_a_recipient_dead():
         ({"dead_recipients": {}}, r"unknown table \[rules.dead_recipients\]"),
         ({"dead_recipient": {"soft_day": 3}}, "unknown key 'soft_day'"),
         ({"compromised_sender": {"max_bounces": "50"}}, "max_bounces must be int"),
-        ({"compromised_sender": {"max_bounces": -1}}, "must not be negative"),
+        ({"compromised_sender": {"max_bounces": -1}}, "must be a finite number from 0"),
         ({"compromised_sender": {"exempt_senders": "a@b"}}, "must be a list of strings"),
         ({"throttled_destination": {"rate_delay": "fast"}}, "Postfix time"),
         ({"throttled_destination": {"transport_prefix": "Slow-"}}, "master.cf service name"),
@@ -109,3 +109,34 @@ def test_describe_lists_every_rule_and_option():
     for keys in rules.OPTIONS.values():
         for key in keys:
             assert f"  {key} = " in text
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), 1e300, -1])
+def test_numeric_rule_options_must_be_finite_and_in_range(value):
+    """inf/nan/1e300 passed "not negative" and broke every window (issue 14, item 8)."""
+    for section, keys in rules.OPTIONS.items():
+        for key, (typ, _default, _why) in keys.items():
+            if typ not in (int, float):
+                continue
+            if typ is int:  # TOML has no integer inf/nan: the nearest an int gets
+                bad = -1 if value == -1 else 10**18
+            else:
+                bad = value
+            with pytest.raises(ConfigError, match=rf"\[rules\.{section}\] {key} must be"):
+                rules.parse({section: {key: bad}})
+
+
+def test_every_numeric_rule_option_has_a_range():
+    for keys in rules.OPTIONS.values():
+        for key, (typ, default, _why) in keys.items():
+            if typ in (int, float):
+                assert 0 <= default <= rules.MAXIMUM[key], key
+    with pytest.raises(ConfigError, match="spam_share must be a finite number from 0 to 1"):
+        rules.parse({"compromised_sender": {"spam_share": 1.5}})
+
+
+def test_config_check_refuses_an_infinite_rule(store):
+    store.write_config("[rules.compromised_sender]\njump_factor = inf\n")
+    proc = store.bounces("config", "check")
+    assert proc.returncode == 78, proc.stderr
+    assert b"jump_factor must be a finite number" in proc.stderr

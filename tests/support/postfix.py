@@ -96,7 +96,7 @@ class PostfixInstance:
 
     `handler_argv` is the pipe command *before* the Postfix macros, e.g.
     ``["/opt/bh/venv/bin/bounce-handler", "--config", "/opt/bh/config.toml"]``; the
-    instance appends `handler_macros` (default ``${extension}``).
+    instance appends `handler_macros` (default ``-- ${extension}``, as deploy/postfix/master.cf).
     """
 
     def __init__(
@@ -119,7 +119,7 @@ class PostfixInstance:
         self.data_directory = os.path.join(self.base_dir, "data")
         self.maillog_file = os.path.join(self.base_dir, "maillog")
         self.handler_argv = list(handler_argv or ["/bin/true"])
-        self.handler_macros = list(handler_macros or ["${extension}"])
+        self.handler_macros = list(handler_macros or ["--", "${extension}"])
         self.pipe_flags = pipe_flags
         self.extra_main = dict(extra_main or {})
         # A complete master.cf entry to use verbatim instead of pipe_service_line().
@@ -508,6 +508,7 @@ class Relay:
         extra_main: dict[str, str] | None = None,
         pipe_args: list[str] | None = None,
         pg_mode: str = "direct",
+        handler_macros: list[str] | None = None,
     ) -> None:
         self.base = base
         self.bin_dir = bin_dir
@@ -552,6 +553,7 @@ class Relay:
                 self.config,
                 *(pipe_args or []),
             ],
+            handler_macros=handler_macros,
             extra_main=extra_main,
         )
 
