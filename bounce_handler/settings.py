@@ -97,15 +97,25 @@ SCHEMA: dict[str, dict[str, tuple[type, object, str]]] = {
             str,
             "syslog",
             "Where the pipe writes its one structured line per invocation: 'syslog' "
-            "(facility mail, next to Postfix's own maillog lines), 'stderr' or 'none'. "
-            "The short human line on stdout is always written: Postfix copies it into "
-            "mailq and the DSN when it defers.",
+            "(facility mail, next to Postfix's own maillog lines; when nothing listens on "
+            "syslog_socket, stderr instead), 'stderr' (pipe(8) copies it into Postfix's "
+            "own log line for the delivery: the choice for a Postfix that logs with "
+            "maillog_file) or 'none'. The short human line on stdout is always written: "
+            "Postfix copies it into mailq and the DSN when it defers.",
         ),
         "format": (str, "logfmt", "'logfmt' (key=value) or 'json', the shapes structlog gives."),
         "syslog_ident": (
             str,
             "bounce-handler",
             "The syslog tag, so `grep bounce-handler /var/log/mail.log` finds every line.",
+        ),
+        "syslog_socket": (
+            str,
+            "/dev/log",
+            "The syslog daemon's socket (rsyslog, syslog-ng and journald listen on "
+            "/dev/log). The line is never dropped: when it cannot be delivered there "
+            "(no such socket, nobody listening) it goes to stderr, and `bounces doctor` "
+            "warns.",
         ),
     },
     "verp": {
