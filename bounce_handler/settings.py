@@ -97,17 +97,27 @@ SCHEMA: dict[str, dict[str, tuple[type, object, str]]] = {
             str,
             "syslog",
             "Where the pipe writes its one structured line per invocation: 'syslog' "
-            "(facility mail, next to Postfix's own maillog lines; when nothing listens on "
-            "syslog_socket, stderr instead), 'stderr' (pipe(8) copies it into Postfix's "
-            "own log line for the delivery: the choice for a Postfix that logs with "
-            "maillog_file) or 'none'. The short human line on stdout is always written: "
-            "Postfix copies it into mailq and the DSN when it defers.",
+            "(facility mail, next to Postfix's own maillog lines), 'file' (appended to "
+            "[log] file: the choice where no syslog daemon runs, e.g. a Postfix logging "
+            "with maillog_file), 'stderr' or 'none'. A line syslog or the file cannot "
+            "take goes to stderr, which pipe(8) copies into Postfix's log line for the "
+            "delivery (whole for a deferral, the first 100 characters of the output for "
+            "a success). The short human line on stdout is always written: Postfix copies "
+            "it into mailq and the DSN when it defers.",
         ),
         "format": (str, "logfmt", "'logfmt' (key=value) or 'json', the shapes structlog gives."),
         "syslog_ident": (
             str,
             "bounce-handler",
-            "The syslog tag, so `grep bounce-handler /var/log/mail.log` finds every line.",
+            "The tag of each line (syslog and file), so `grep bounce-handler "
+            "/var/log/mail.log` finds every line.",
+        ),
+        "file": (
+            str,
+            "/var/log/bounce-handler/pipe.log",
+            "For target = 'file': the file each pipe process appends its line to "
+            "(created 0640; its directory must be writable by the pipe user, see "
+            "`bounces doctor`). Opened per process, so logrotate needs no signal.",
         ),
         "syslog_socket": (
             str,

@@ -118,3 +118,33 @@ def test_a_stream_socket_gets_a_nul_terminated_frame(store, tmp_path):
     assert frame.endswith(b"\0") and frame.count(b"\0") == 1
     assert LINE.encode() in frame
     assert LINE not in proc.stderr.decode()
+
+
+def test_file_target_appends_one_stamped_line_per_process(store, tmp_path):
+    path = tmp_path / "pipe.log"
+    store.config.write_text(
+        f'[database]\nurl = "{store.url}"\n[log]\ntarget = "file"\nfile = "{path}"\n'
+    )
+    first = run(store)
+    second = run(store, input=b"X-Again: 1\n" + DSN)
+    assert first.returncode == second.returncode == 0
+    assert LINE not in first.stderr.decode() + second.stderr.decode()
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2
+    # 2026-12-01T15:40:18Z bounce-handler[PID]: outcome=...
+    stamp, tag, rest = lines[0].split(" ", 2)
+    assert len(stamp) == 20 and stamp.endswith("Z") and tag.startswith("bounce-handler[")
+    assert rest.startswith(LINE) and "elapsed_ms=" in rest
+    assert "outcome=duplicate" in lines[1] or "outcome=recorded" in lines[1]
+    assert oct(path.stat().st_mode & 0o777) == "0o640"
+
+
+def test_file_target_unwritable_falls_back_to_stderr(store, tmp_path):
+    path = tmp_path / "no-such-dir" / "pipe.log"
+    store.config.write_text(
+        f'[database]\nurl = "{store.url}"\n[log]\ntarget = "file"\nfile = "{path}"\n'
+    )
+    proc = run(store)
+    assert proc.returncode == 0
+    assert LINE in proc.stderr.decode()
+    assert not path.exists()
