@@ -49,7 +49,7 @@ def test_master_cf_entry():
     assert attrs["user"] not in ("root", "postfix")
     argv = fields[fields.index(next(a for a in fields if a.startswith("argv="))) :]
     assert argv[0] == "argv=/opt/bounce-handler/venv/bin/bounce-handler"
-    assert argv[1:] == ["--config", "/etc/bounce-handler/config.toml", "${extension}"]
+    assert argv[1:] == ["--config", "/etc/bounce-handler/config.toml", "--", "${extension}"]
 
 
 def main_params() -> dict[str, str]:
