@@ -342,6 +342,11 @@ def _cache_path(path: str) -> str:
     return os.path.join(head, "." + tail + ".cache")
 
 
+def cache_path(path: str) -> str:
+    """Where ``write_cache`` puts the parsed-config cache (for `bounces doctor`)."""
+    return _cache_path(path)
+
+
 def patterns_path(path: str) -> str:
     """Where ``write_cache`` puts the precompiled regular expressions (parse/lazyre.py)."""
     head, tail = os.path.split(path)

@@ -206,7 +206,7 @@ def check_caches(intake) -> list[Finding]:
     from bounce_handler import settings as settings_mod
     from bounce_handler.parse import lazyre
 
-    cache = settings_mod._cache_path(cfg.path)
+    cache = settings_mod.cache_path(cfg.path)
     patterns = settings_mod.patterns_path(cfg.path)
     stale = []
     if not settings_mod.cache_is_current(cfg.path):
