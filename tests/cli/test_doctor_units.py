@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from bounce_handler.doctor.findings import OK, PROBLEM, WARNING, Finding, Report
-from bounce_handler.doctor.postfix import Postconf, Service
+from bounce_handler.doctor.postfix import Postconf
 from bounce_handler.doctor.routing import listen_endpoint
 from bounce_handler.doctor.schema import redact
 
