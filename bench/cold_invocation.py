@@ -73,11 +73,12 @@ def main() -> None:
     )
     ap.add_argument(
         "--log",
-        choices=("none", "stderr", "syslog", "syslog-missing"),
+        choices=("none", "stderr", "syslog", "syslog-missing", "file"),
         default="none",
         help="[log] target of the handler: none (default: the parse-and-record cost alone), "
         "stderr, syslog (to a datagram socket this bench listens on, as a syslog daemon "
-        "would), syslog-missing (a syslog socket path that does not exist: the fallback)",
+        "would), syslog-missing (a syslog socket path that does not exist: the fallback), "
+        "file (appended to a file, [log] target = file)",
     )
     args = ap.parse_args()
 
@@ -99,6 +100,8 @@ def main() -> None:
     listener = None
     if args.log in ("none", "stderr"):
         text += f'[log]\ntarget = "{args.log}"\n'
+    elif args.log == "file":
+        text += f'[log]\ntarget = "file"\nfile = "{tmp / "pipe.log"}"\n'
     elif "syslog_socket" not in settings.SCHEMA["log"]:
         # A version without [log] syslog_socket: libc syslog(3) to /dev/log, whatever is there.
         text += '[log]\ntarget = "syslog"\n'
