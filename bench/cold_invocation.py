@@ -35,6 +35,33 @@ def timed(cmd, stdin_bytes=None, env=None) -> float:
     return elapsed
 
 
+def _listen(path: str):
+    """A thread receiving syslog datagrams on `path` (what rsyslog/journald do on /dev/log)."""
+    import socket
+    import threading
+
+    class Listener(threading.Thread):
+        def __init__(self) -> None:
+            super().__init__(daemon=True)
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.sock.bind(path)
+            self.sock.settimeout(0.2)
+            self.stop = threading.Event()
+            self.count = 0
+
+        def run(self) -> None:
+            while not self.stop.is_set():
+                try:
+                    self.sock.recv(65536)
+                    self.count += 1
+                except TimeoutError:
+                    continue
+
+    listener = Listener()
+    listener.start()
+    return listener
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=40)
@@ -43,6 +70,15 @@ def main() -> None:
         "--rules-off",
         action="store_true",
         help="disable every threshold rule (the default run has the engine on, as shipped)",
+    )
+    ap.add_argument(
+        "--log",
+        choices=("none", "stderr", "syslog", "syslog-missing", "file"),
+        default="none",
+        help="[log] target of the handler: none (default: the parse-and-record cost alone), "
+        "stderr, syslog (to a datagram socket this bench listens on, as a syslog daemon "
+        "would), syslog-missing (a syslog socket path that does not exist: the fallback), "
+        "file (appended to a file, [log] target = file)",
     )
     args = ap.parse_args()
 
@@ -60,7 +96,20 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bh-bench-"))
     db = tmp / "bounces.db"
     cfg = tmp / "config.toml"
-    text = f'[database]\nurl = "sqlite:///{db}"\n[log]\ntarget = "none"\n'
+    text = f'[database]\nurl = "sqlite:///{db}"\n'
+    listener = None
+    if args.log in ("none", "stderr"):
+        text += f'[log]\ntarget = "{args.log}"\n'
+    elif args.log == "file":
+        text += f'[log]\ntarget = "file"\nfile = "{tmp / "pipe.log"}"\n'
+    elif "syslog_socket" not in settings.SCHEMA["log"]:
+        # A version without [log] syslog_socket: libc syslog(3) to /dev/log, whatever is there.
+        text += '[log]\ntarget = "syslog"\n'
+    else:
+        sock_path = tmp / ("absent.sock" if args.log == "syslog-missing" else "log.sock")
+        if args.log == "syslog":
+            listener = _listen(str(sock_path))
+        text += f'[log]\ntarget = "syslog"\nsyslog_socket = "{sock_path}"\n'
     if args.rules_off:
         for table in ("dead_recipient", "compromised_sender", "throttled_destination"):
             text += f"[rules.{table}]\nenabled = false\n"
@@ -81,10 +130,15 @@ def main() -> None:
         t_bare.append(timed(bare))
         t_handler.append(timed([handler, "alice=example.net"], b"X-Run: %d\n" % i + sample, env))
     rows = sqlite3.connect(db).execute("SELECT count(*) FROM bounce_events").fetchone()[0]
+    if listener is not None:
+        listener.stop.set()
+        listener.join(5)
+        print(f"syslog lines received         {listener.count}")
     mb, mh = statistics.median(t_bare), statistics.median(t_handler)
     engine_state = "off" if args.rules_off else "on"
     print(f"runs                          {args.runs} (+3 warm-up), rows recorded {rows}")
     print(f"threshold engine              {engine_state}")
+    print(f"[log] target                  {args.log}")
     print(f"bare `python -c pass`  median {mb * 1000:7.1f} ms")
     print(f"bounce-handler (DSN->row) med {mh * 1000:7.1f} ms")
     print(f"ratio handler / bare          {mh / mb:7.2f}x   (target <= 2.0)")

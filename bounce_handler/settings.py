@@ -97,15 +97,35 @@ SCHEMA: dict[str, dict[str, tuple[type, object, str]]] = {
             str,
             "syslog",
             "Where the pipe writes its one structured line per invocation: 'syslog' "
-            "(facility mail, next to Postfix's own maillog lines), 'stderr' or 'none'. "
-            "The short human line on stdout is always written: Postfix copies it into "
-            "mailq and the DSN when it defers.",
+            "(facility mail, next to Postfix's own maillog lines), 'file' (appended to "
+            "[log] file: the choice where no syslog daemon runs, e.g. a Postfix logging "
+            "with maillog_file), 'stderr' or 'none'. A line syslog or the file cannot "
+            "take goes to stderr, which pipe(8) copies into Postfix's log line for the "
+            "delivery (whole for a deferral, the first 100 characters of the output for "
+            "a success). The short human line on stdout is always written: Postfix copies "
+            "it into mailq and the DSN when it defers.",
         ),
         "format": (str, "logfmt", "'logfmt' (key=value) or 'json', the shapes structlog gives."),
         "syslog_ident": (
             str,
             "bounce-handler",
-            "The syslog tag, so `grep bounce-handler /var/log/mail.log` finds every line.",
+            "The tag of each line (syslog and file), so `grep bounce-handler "
+            "/var/log/mail.log` finds every line.",
+        ),
+        "file": (
+            str,
+            "/var/log/bounce-handler/pipe.log",
+            "For target = 'file': the file each pipe process appends its line to "
+            "(created 0640; its directory must be writable by the pipe user, see "
+            "`bounces doctor`). Opened per process, so logrotate needs no signal.",
+        ),
+        "syslog_socket": (
+            str,
+            "/dev/log",
+            "The syslog daemon's socket (rsyslog, syslog-ng and journald listen on "
+            "/dev/log). The line is never dropped: when it cannot be delivered there "
+            "(no such socket, nobody listening) it goes to stderr, and `bounces doctor` "
+            "warns.",
         ),
     },
     "verp": {
@@ -431,6 +451,11 @@ def config_path(explicit: str | None = None) -> tuple[str, bool]:
 def _cache_path(path: str) -> str:
     head, tail = os.path.split(path)
     return os.path.join(head, "." + tail + ".cache")
+
+
+def cache_path(path: str) -> str:
+    """Where ``write_cache`` puts the parsed-config cache (for `bounces doctor`)."""
+    return _cache_path(path)
 
 
 def patterns_path(path: str) -> str:

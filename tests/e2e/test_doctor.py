@@ -90,7 +90,7 @@ def test_missing_recipient_delimiter(setup):
     code, out = setup.doctor()
     assert code == 1
     assert any("recipient_delimiter is not set" in p for p in problems(out)), out
-    assert "fix: postconf -e 'recipient_delimiter = +'" in out
+    assert f"fix: postconf -c {setup.pf.config_dir} -e 'recipient_delimiter = +'" in out
 
 
 def test_missing_recipient_limit(setup):
@@ -140,7 +140,10 @@ def test_migrations_not_at_head(setup):
     code, out = setup.doctor()
     assert code == 1
     assert any("database schema at nothing" in p for p in problems(out)), out
-    assert "fix: bounces db upgrade" in out
+    assert (
+        f"fix: runuser -u nobody -- {script('bounces')} --config {setup.relay.config} db upgrade"
+        in out
+    )
 
 
 def test_bounce_address_not_routed_to_the_pipe(setup):
@@ -161,7 +164,7 @@ def test_start_up_caches_missing_or_stale_is_a_warning_with_the_fix(setup):
     assert code == 0, out  # slower, not broken: no problem, no failure
     assert f"warning  missing or stale for {config}: the parsed-config cache" in out
     assert "precompiled patterns" in out
-    assert f"fix: bounces --config {config} config check" in out
+    assert f"fix: {script('bounces')} --config {config} config check" in out
 
     assert settings_mod.write_cache(settings_mod.load(config))  # what `config check` does
     code, out = setup.doctor()

@@ -96,7 +96,8 @@ class PostfixInstance:
 
     `handler_argv` is the pipe command *before* the Postfix macros, e.g.
     ``["/opt/bh/venv/bin/bounce-handler", "--config", "/opt/bh/config.toml"]``; the
-    instance appends `handler_macros` (default ``-- ${extension}``, as deploy/postfix/master.cf).
+    instance appends `handler_macros` (default ``-- ${extension}``: ``--`` ends the
+    options, since an extension may start with "-").
     """
 
     def __init__(
@@ -524,13 +525,16 @@ class Relay:
         self.url = url
         self.config = os.path.join(self.work, "config.toml")
         self.spool_dir = os.path.join(self.work, "spool")
+        # The pipe's structured line: a file in work/ (Postfix keeps only the first 100
+        # characters of a successful delivery's output, and there may be no syslog here).
+        self.log_file = os.path.join(self.work, "pipe.log")
         pg = ""
         if url.startswith("postgresql"):
             pg = f'\npg_mode = "{pg_mode}"\nspool_dir = "{self.spool_dir}"'
         with open(self.config, "w") as fp:
             fp.write(
                 f'[database]\nurl = "{url}"\nbusy_timeout = 5.0{pg}\n'
-                f'[log]\ntarget = "stderr"\n'
+                f'[log]\ntarget = "file"\nfile = "{self.log_file}"\n'
                 f'[intake]\nrelay = "{name}"\n'
                 f'[verp]\ndomain = "{BOUNCE_DOMAIN}"\nkey_file = "{self.work}/verp.keys"\n'
                 + config_extra
