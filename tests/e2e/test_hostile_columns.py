@@ -59,7 +59,10 @@ SHAPED = {"bounce_events": {"status", "reply_code"}}
 # Written by this program: hashes, names, reasons; relay comes from the (validated) config.
 OURS = {
     "messages": {"digest", "source", "relay", "kind", "disposition", "note", "detector"},
-    "bounce_events": {"kind", "reason", "detector", "verify_reason"},
+    "bounce_events": {"kind", "reason", "detector", "verify_reason",
+                      # trust.py: a fixed vocabulary, a hash, the signed part of a token
+                      # that verified (so only [a-z0-9=._-], verp.py)
+                      "origin", "sender_source", "failure_key", "token_key"},
     "quarantine": {"reason", "detail"},
     "raw_messages": {"compression"},
 }

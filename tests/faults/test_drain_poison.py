@@ -29,7 +29,12 @@ pytestmark = pytest.mark.postgresql
 
 DSN = (SAMPLES / "01-postfix-user-unknown.eml").read_bytes()
 # The message: a NUL in the recipient's domain, everywhere the DSN names it.
-NUL_DOMAIN = DSN.replace(b"alice@example.net", b"alice@exa\x00mple.net")
+# X-Postfix-Sender names the original sender, not our VERP address: a notice without an
+# extension whose X-Postfix-Sender is one would be counted against that token's recipient
+# (trust.py: the postmaster copy), and the NUL would only survive in original_recipient.
+NUL_DOMAIN = DSN.replace(b"alice@example.net", b"alice@exa\x00mple.net").replace(
+    b"X-Postfix-Sender: rfc822; bounces+alice=example.net@relay.example",
+    b"X-Postfix-Sender: rfc822; news@corp.example")
 
 
 def psql(url: str, sql: str, params=None) -> list:
