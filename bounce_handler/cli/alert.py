@@ -1,18 +1,29 @@
 """Alert on the flags raised since the last run, once; for cron and systemd timers.
 
-Each channel keeps its place in the database (alert_state), so a flag is reported once
-however often this runs, and two overlapping runs never both report it.  If delivery
-fails the flags stay pending and the next run retries.  A channel's first run reports
-the live flags raised before it (not the cleared ones of the past).
+Each channel remembers, per flag, what it has reported (alert_marks), so a flag is
+reported once however often this runs, two overlapping runs never both report it, and
+`bounces flags recompute` neither hides a pending flag nor repeats an alerted one (it
+keeps flag ids; a flag it withdraws, because the current rules no longer support it, is
+reported as withdrawn).  If delivery fails the flags stay pending and the next run
+retries.  A channel's first run reports the live flags raised before it (not the cleared
+ones of the past).
+
+The mail puts the most urgent first: compromised senders, then throttled destinations,
+then dead recipients (more than 10 of those at once come as a digest: counts by domain,
+the newest, and the commands for the full list and the export).  --kind KIND (repeatable)
+alerts on those kinds only; the others stay pending for a run that includes them (e.g.
+page on compromised senders every minute, mail the rest hourly).
 
 Channels (--via): sendmail (default: [alert] sendmail, to [alert] to, default root),
 webhook (POST JSON to [alert] webhook_url) or stdout (print the text; cron mails it).
 --metrics FILE (or [alert] metrics_file) also writes Prometheus text-format metrics for
 node_exporter's textfile collector.
 
-Exit status (for monitoring: Nagios-style, 0 OK, 1 WARNING, 2 CRITICAL):
+Exit status (for monitoring: Nagios-style, 0 OK, 1 WARNING, 2 CRITICAL), over the
+--kind kinds when given:
     0   no flag is open (acked flags are someone's work in progress: not "open")
-    1   flags are open, all of them alerted by an earlier run
+    1   flags are open, all of them alerted by an earlier run (a run that only reported
+        withdrawals exits 1 or 0 too: nothing new to act on)
     2   flags were raised since the last run and have just been alerted
     75  the alert could not be delivered (sendmail/webhook failed) or the store is
         unavailable: nothing was marked as sent, the next run tries again
@@ -22,6 +33,7 @@ Examples:
     bounces alert --via stdout --metrics /var/lib/node_exporter/textfile/bounces.prom
     bounces alert --via webhook
     bounces alert --dry-run --via stdout
+    bounces alert --kind compromised-sender --kind throttled-destination
 
 """
 
@@ -31,6 +43,7 @@ import sys
 
 from bounce_handler.cli import verb_parser
 from bounce_handler.errors import EX_USAGE, BounceHandlerError
+from bounce_handler.judge.rules import SEVERITY
 
 EXIT_NOTHING_OPEN = 0
 EXIT_OPEN = 1
@@ -48,6 +61,9 @@ def register(sub) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="print what would be sent; send nothing, mark nothing")
     p.add_argument("--quiet", action="store_true", help="no summary line on stdout")
+    p.add_argument("--kind", action="append", choices=SEVERITY, metavar="KIND",
+                   help="only flags of this kind (repeatable; default: every kind): "
+                   + ", ".join(SEVERITY))
     p.set_defaults(func=run)
 
 
@@ -76,20 +92,21 @@ def run(args, settings) -> int:
     channel, target = _channel(args, settings)
     relay = settings.intake.relay or socket.gethostname()
 
+    kinds = tuple(dict.fromkeys(args.kind)) if args.kind else None
     if args.dry_run:
         with db.connect(settings) as conn:
-            pending = alerts.peek(conn, channel)
-            counts = alerts.open_counts(conn)
+            pending = alerts.peek(conn, channel, kinds)
+            counts = alerts.open_counts(conn, kinds)
         if pending:
             subject, body = alerts.compose(pending, counts, relay)
             print(f"Would send to {channel}:\nSubject: {subject}\n\n{body}", end="")
         else:
             print(f"Nothing new for {channel}.")
-        return _status(counts, bool(pending))
+        return _status(counts, any(f["notice"] in alerts.NEW for f in pending))
 
-    claim = alerts.claim(settings, channel, now)
+    claim = alerts.claim(settings, channel, now, kinds)
     with db.connect(settings) as conn:
-        counts = alerts.open_counts(conn)
+        counts = alerts.open_counts(conn, kinds)
         metrics_file = args.metrics or settings.alert.metrics_file
         if metrics_file:
             try:
@@ -111,10 +128,12 @@ def run(args, settings) -> int:
             alerts.release(settings, claim)
             raise
         if not args.quiet and args.via != "stdout":
-            print(f"alerted {len(claim.flags)} new flag(s) via {channel}")
+            gone = len(claim.flags) - len(claim.new)
+            print(f"alerted {len(claim.new)} new flag(s) via {channel}"
+                  + (f", {gone} withdrawn" if gone else ""))
     elif not args.quiet and args.via != "stdout":
         print(f"nothing new for {channel}")
-    return _status(counts, bool(claim.flags))
+    return _status(counts, bool(claim.new))
 
 
 def _status(counts: dict, new: bool) -> int:

@@ -67,8 +67,12 @@ def register(sub) -> None:
     actions.add_parser(
         "recompute",
         help="rebuild the live flags from the whole history under the current [rules]",
-        description="Drop the live flags and replay every recorded bounce through the "
-        "rules; acks are kept, cleared flags stay cleared. Example: bounces flags recompute",
+        description="Replay every recorded bounce through the current rules and lay the "
+        "result onto the existing flags: a flag that still holds keeps its id and its "
+        "state (acked stays acked), one the rules no longer support is withdrawn (it "
+        "leaves the live set and the exports; `bounces alert` says so), a new one gets a "
+        "new id; cleared flags stay cleared. Same rules and history: nothing changes. "
+        "Example: bounces flags recompute",
     )
     actions.add_parser(
         "rules",
@@ -119,8 +123,9 @@ def _list(conn, args) -> int:
         print("no flags")
         return 0
     for f in flags:
+        state = "withdrawn" if f.get("withdrawn") else f["state"]
         print(
-            f"{f['id']:>6}  {f['state']:<7}  {f['kind']:<21}  {f['rule']:<3}  "
+            f"{f['id']:>6}  {state:<9}  {f['kind']:<21}  {f['rule']:<3}  "
             f"{f['raised_at']}  {f['subject']}  {_summary(f['evidence'])}"
         )
     return 0
@@ -140,7 +145,8 @@ def _show(conn, args) -> int:
 
         print(json.dumps(f, indent=2))
         return 0
-    print(f"flag {f['id']}: {f['kind']} {f['subject']} ({f['state']}, rule {f['rule']})")
+    state = "withdrawn by recompute" if f.get("withdrawn") else f["state"]
+    print(f"flag {f['id']}: {f['kind']} {f['subject']} ({state}, rule {f['rule']})")
     print(f"  raised {f['raised_at']}, updated {f['updated_at']}"
           + (f", acked {f['acked_at']}" if f["acked_at"] else "")
           + (f", cleared {f['cleared_at']}" if f["cleared_at"] else ""))
@@ -207,9 +213,18 @@ def _recompute(conn, rules) -> int:
         stats = recompute.recompute(conn, rules)
     print(
         f"replayed {stats['events']:,} bounce events in {time.monotonic() - started:.1f}s: "
-        f"dropped {stats['dropped']} live flags, raised {stats['raised']}, "
-        f"re-acked {stats['reacked']}"
+        f"{stats['kept']} live flags kept (same ids; {stats['changed']} with new evidence), "
+        f"{stats['raised']} new, {stats['withdrawn']} withdrawn, {stats['restored']} restored"
     )
+    for label, key in (("withdrawn (the current [rules] no longer support them; they left "
+                        "the live set and the exports)", "withdrawn_ids"),
+                       ("restored (supported again)", "restored_ids")):
+        if stats[key]:
+            ids = ", ".join(f"#{i}" for i in stats[key][:50])
+            more = f" and {len(stats[key]) - 50} more" if len(stats[key]) > 50 else ""
+            print(f"  {label}: {ids}{more}")
+    if stats["raised"] or stats["withdrawn"] or stats["restored"]:
+        print("  `bounces alert` reports the new, withdrawn and restored flags on its next run")
     return 0
 
 

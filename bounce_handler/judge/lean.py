@@ -166,9 +166,12 @@ def _dest_where(db: Db, ev: dict, rules, domains, lo, t):
 def _subject(db: Db, kind: str, subject: str, mode: str, domains=()) -> Subject:
     """The live flag (if any) and the last clearing time for (kind, subject)."""
     s = Subject(kind, subject, mode, domains=domains)
+    # A cleared row without cleared_at is a flag `bounces flags recompute` withdrew (the
+    # rules no longer support it): not live, and no administrator's clearing to count
+    # from either, so it must not take one of the two rows (judge/recompute.py).
     for fid, state, cleared_at, updated_at in db.all(
         "SELECT id, state, cleared_at, updated_at FROM flags WHERE kind = ? AND subject = ? "
-        "ORDER BY id DESC LIMIT 2",
+        "AND (state != 'cleared' OR cleared_at IS NOT NULL) ORDER BY id DESC LIMIT 2",
         (kind, subject),
     ):
         if state != "cleared":

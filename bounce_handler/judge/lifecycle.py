@@ -76,6 +76,8 @@ def _iso(value) -> str | None:
 
 def _flag(row) -> dict:
     f = dict(zip(FLAG_COLUMNS, row, strict=True))
+    # Withdrawn by `bounces flags recompute` (judge/recompute.py): cleared, by no one.
+    f["withdrawn"] = f["state"] == "cleared" and f["cleared_at"] is None
     for k in ("raised_at", "updated_at", "acked_at", "cleared_at"):
         f[k] = _iso(f[k])
     try:
@@ -133,10 +135,15 @@ def _step(conn, flag_id: int, action: str, now, actor: str, note: str | None) ->
     db = Db(conn)
     db.run("BEGIN" if db.pg else "BEGIN IMMEDIATE")
     try:
-        row = db.one("SELECT state FROM flags WHERE id = ?", (flag_id,))
+        row = db.one("SELECT state, cleared_at FROM flags WHERE id = ?", (flag_id,))
         if row is None:
             raise FlagError(f"no flag {flag_id}")
         state = row[0]
+        if state == "cleared" and row[1] is None:
+            raise FlagError(
+                f"flag {flag_id} was withdrawn by `bounces flags recompute`: the current "
+                f"[rules] no longer support it (bounces flags show {flag_id})"
+            )
         if state == "cleared":
             raise FlagError(f"flag {flag_id} is already cleared")
         if action == "acked" and state == "acked":
