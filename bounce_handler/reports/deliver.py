@@ -39,7 +39,7 @@ def sendmail(binary: str, to: str, subject: str, body: str) -> None:
     # RFC 3834 section 5: machine-generated, so vacation responders and other
     # auto-responders do not answer it (and no alert loop can start).
     msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(body)
+    msg.set_content(body, cte=transfer_encoding(body))
     try:
         proc = subprocess.run(
             [binary, "-i", "--", to], input=msg.as_bytes(), capture_output=True,
@@ -54,6 +54,18 @@ def sendmail(binary: str, to: str, subject: str, body: str) -> None:
         raise DeliveryFailed(
             f"{binary} exited {proc.returncode}: {err[-1] if err else 'no message'}"
         )
+
+
+def transfer_encoding(body: str) -> str:
+    """7bit for ASCII text, 8bit for other UTF-8: readable as it is, never quoted-printable.
+
+    email's heuristics pick quoted-printable as soon as a line passes 78 characters (the
+    alert's evidence lines do), which turns every ``=`` into ``=3D`` for anyone reading the
+    raw mail, in a pager or a terminal mail client.  Both encodings only need lines within
+    RFC 5322's 998 octets, which alerts.compose guarantees; Postfix (smtputf8 or 8BITMIME,
+    RFC 6152) relays 8bit as it is.
+    """
+    return "7bit" if body.isascii() else "8bit"
 
 
 def webhook(url: str, subject: str, body: str, flags: list[dict]) -> None:
