@@ -97,6 +97,7 @@ def run(args, settings) -> int:
         with db.connect(settings) as conn:
             pending = alerts.peek(conn, channel, kinds)
             counts = alerts.open_counts(conn, kinds)
+        _evidence_now(settings, pending)
         if pending:
             subject, body = alerts.compose(pending, counts, relay)
             print(f"Would send to {channel}:\nSubject: {subject}\n\n{body}", end="")
@@ -115,6 +116,7 @@ def run(args, settings) -> int:
                 # Metrics are a side channel: report, but never hold back the alert itself.
                 print(f"bounces: cannot write metrics to {metrics_file}: {e}", file=sys.stderr)
     if claim.flags:
+        _evidence_now(settings, claim.flags)
         subject, body = alerts.compose(claim.flags, counts, relay)
         try:
             if args.via == "sendmail":
@@ -134,6 +136,31 @@ def run(args, settings) -> int:
     elif not args.quiet and args.via != "stdout":
         print(f"nothing new for {channel}")
     return _status(counts, bool(claim.new))
+
+
+def _evidence_now(settings, flags: list[dict]) -> None:
+    """Windowed flags' numbers as the judge counts them now (judge/current.py).
+
+    Best effort: the alert itself must go out even if [rules] cannot be parsed (the pipe
+    reports that loudly) or the store hiccups here.
+    """
+    if not any(f["kind"] in ("compromised-sender", "throttled-destination") for f in flags):
+        return
+    from bounce_handler.errors import BounceHandlerError
+    from bounce_handler.judge import current, lifecycle
+    from bounce_handler.judge.rules import for_settings
+    from bounce_handler.settings import ConfigError
+
+    try:
+        rules = for_settings(settings)
+        conn = lifecycle.connect(settings)
+    except (BounceHandlerError, ConfigError) as e:
+        print(f"bounces: evidence shown as stored: {e}", file=sys.stderr)
+        return
+    try:
+        current.attach(conn, flags, rules)
+    finally:
+        conn.close()
 
 
 def _status(counts: dict, new: bool) -> int:

@@ -93,14 +93,25 @@ def run(args, settings) -> int:
     conn = lifecycle.connect(settings)
     try:
         if args.action == "list":
-            return _list(conn, args)
+            return _list(conn, args, _rules_or_none(rules_mod, settings))
         if args.action == "show":
-            return _show(conn, args)
+            return _show(conn, args, _rules_or_none(rules_mod, settings))
         if args.action in ("ack", "clear"):
             return _step(conn, args)
         return _recompute(conn, rules_mod.for_settings(settings))
     finally:
         conn.close()
+
+
+def _rules_or_none(rules_mod, settings):
+    """The rules, to show windowed evidence as it stands now; None if [rules] is broken.
+
+    (The pipe says so loudly; listing what is stored must still work.)
+    """
+    try:
+        return rules_mod.for_settings(settings)
+    except rules_mod.ConfigError:
+        return None
 
 
 def _states(choice: str) -> tuple[str, ...]:
@@ -110,10 +121,12 @@ def _states(choice: str) -> tuple[str, ...]:
     }.get(choice, (choice,))
 
 
-def _list(conn, args) -> int:
-    from bounce_handler.judge import lifecycle
+def _list(conn, args, rules) -> int:
+    from bounce_handler.judge import current, lifecycle
 
     flags = lifecycle.list_flags(conn, _states(args.state), args.kind, args.limit)
+    if rules is not None:
+        current.attach(conn, flags, rules)
     if args.format == "json":
         import json
 
@@ -126,20 +139,28 @@ def _list(conn, args) -> int:
         state = "withdrawn" if f.get("withdrawn") else f["state"]
         print(
             f"{f['id']:>6}  {state:<9}  {f['kind']:<21}  {f['rule']:<3}  "
-            f"{f['raised_at']}  {f['subject']}  {_summary(f['evidence'])}"
+            f"{f['raised_at']}  {f['subject']}  {_summary(f)}"
         )
     return 0
 
 
-def _summary(e: dict) -> str:
+def _summary(f: dict) -> str:
+    """The flag's numbers; a windowed flag's as the judge counts them now (judge/current.py)."""
     keys = ("bounces", "domains", "spam", "complaints", "deferrals", "days", "status", "reason")
-    return " ".join(f"{k}={e[k]}" for k in keys if e.get(k) is not None)
+    now = f.get("evidence_now")
+    e = now["evidence"] if now else f["evidence"]
+    # (A throttled destination's "domains" is its list of domains, not a count.)
+    text = " ".join(f"{k}={e[k]}" for k in keys
+                    if e.get(k) is not None and not isinstance(e[k], (list, dict)))
+    return text + (f" (window to {now['as_of']})" if now else "")
 
 
-def _show(conn, args) -> int:
-    from bounce_handler.judge import lifecycle
+def _show(conn, args, rules) -> int:
+    from bounce_handler.judge import current, lifecycle
 
     f = lifecycle.get(conn, args.id)
+    if rules is not None:
+        current.attach(conn, [f], rules)
     if args.format == "json":
         import json
 
@@ -151,6 +172,10 @@ def _show(conn, args) -> int:
           + (f", acked {f['acked_at']}" if f["acked_at"] else "")
           + (f", cleared {f['cleared_at']}" if f["cleared_at"] else ""))
     print("  evidence: " + ", ".join(f"{k}={v}" for k, v in f["evidence"].items()))
+    if f.get("evidence_now"):
+        now = f["evidence_now"]
+        print(f"  evidence now (window to {now['as_of']}): "
+              + ", ".join(f"{k}={v}" for k, v in now["evidence"].items()))
     if f["advice"]:
         print("  advice:")
         for line in f["advice"].splitlines():

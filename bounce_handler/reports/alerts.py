@@ -323,14 +323,15 @@ def _paragraph(f: dict, lines: list[str]) -> None:
     lines.append(f"#{f['id']} {f['kind']}: {visible(f['subject'])}  {tag}")
     lines.append(f"  rule {f['rule']}: {rule_text(f['rule'])}")
     lines.append(f"  raised {_when(f['raised_at'])}")
-    current = f.get("evidence_current")
+    now = f.get("evidence_now")
     if f["evidence"]:
         facts = _facts(f["evidence"])
         if facts:
-            label = "evidence when raised" if current else "evidence"
+            label = f"evidence at {_when(f.get('updated_at'))}" if now else "evidence"
             lines.append(f"  {label}: {facts}")
-    if current:
-        lines.append(f"  evidence now: {_facts(current)}")
+    if now:
+        lines.append(f"  evidence now (window to {visible(now['as_of'], 19)} UTC): "
+                     f"{_facts(now['evidence'])}")
     if f["advice"]:
         advice = [ln for ln in str(f["advice"]).splitlines() if ln.strip()]
         lines.append(f"  advice: {visible(advice[0], 500) if advice else ''}")
