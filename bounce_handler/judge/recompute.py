@@ -49,7 +49,7 @@ import json
 
 from bounce_handler.judge.evidence import dumps
 from bounce_handler.judge.lean import process_event
-from bounce_handler.judge.sql import Db
+from bounce_handler.judge.sql import Db, marks
 from bounce_handler.judge.utc import micros
 
 CHUNK = 5000
@@ -100,105 +100,107 @@ def recompute(conn, rules, progress=None, begin: bool = True, now=None) -> dict:
     return stats
 
 
-class _Flag:
-    __slots__ = ("id", "kind", "subject", "state", "cleared_at", "rule", "raised_at",
-                 "updated_at", "evidence", "advice")
-
-    COLUMNS = ", ".join(__slots__)
-
-    def __init__(self, row) -> None:
-        for name, value in zip(self.__slots__, row, strict=True):
-            setattr(self, name, value)
-
-    def content(self) -> tuple:
-        return tuple(getattr(self, k) for k in CONTENT)
-
-
-def _identities(db: Db) -> tuple[dict, int]:
-    """{(kind, subject): the flag a replayed flag for it takes the place of}, and max(id).
-
-    That is the newest live or withdrawn flag of the subject, unless an administrator
-    cleared a newer one: a flag raised after a clearing is a new episode, a new flag.
-    """
-    candidate: dict = {}
-    top = 0
-    for row in db.all(f"SELECT {_Flag.COLUMNS} FROM flags ORDER BY id"):
-        f = _Flag(row)
-        top = f.id
-        key = (f.kind, f.subject)
-        if f.state == "cleared" and f.cleared_at is not None:
-            candidate.pop(key, None)
-        else:
-            candidate[key] = f
-    return candidate, top
+# The live flags while the replay runs, with the state each had (SQL-side: a store with
+# 150,000 live flags should not need them in memory).  A temporary table: dropped at the
+# end, gone with a rollback (DDL is transactional on SQLite and PostgreSQL alike).
+PARKED = "recompute_parked"
 
 
 def _rebuild(db: Db, rules, progress, fields: tuple[str, ...], at) -> dict:
-    candidate, top = _identities(db)
+    top = db.one("SELECT coalesce(max(id), 0) FROM flags")[0]
+    db.run(f"CREATE TEMP TABLE {PARKED} (id INTEGER PRIMARY KEY, state VARCHAR(16) NOT NULL)")
+    db.run(f"INSERT INTO {PARKED} (id, state) SELECT id, state FROM flags "
+           "WHERE state IN ('open', 'acked')")
     # Park the live flags where the replay cannot see them: a withdrawn flag's form.
     db.run("UPDATE flags SET state = 'cleared' WHERE state IN ('open', 'acked')")
 
     events, decisions = _replay(db, rules, progress, fields)
 
-    fresh = [_Flag(r) for r in db.all(
-        f"SELECT {_Flag.COLUMNS} FROM flags WHERE id > ? ORDER BY id", (top,)
-    )]
-    kept, changed, restored, raised = [], [], [], 0
-    for new in fresh:
-        old = candidate.pop((new.kind, new.subject), None)
-        if old is None:
-            raised += 1  # a new flag, with the judge's own 'raised' line
-            continue
-        kept.append((old, new))
-    # Every replayed flag that takes an old one's place goes: its links move to the old
-    # id first (deleting the row first would cascade them away), its audit lines are the
-    # replay's copy of what the old flag's trail already says (or the 'recomputed' line
-    # below says what changed).
-    _many(db, "DELETE FROM flag_evidence WHERE flag_id = ?", [(o.id,) for o, _ in kept])
-    _many(db, "UPDATE flag_evidence SET flag_id = ? WHERE flag_id = ?",
-          [(o.id, n.id) for o, n in kept])
-    _many(db, "DELETE FROM flag_events WHERE flag_id = ?", [(n.id,) for _, n in kept])
-    _many(db, "DELETE FROM flags WHERE id = ?", [(n.id,) for _, n in kept])
+    fresh = db.one("SELECT count(*) FROM flags WHERE id > ?", (top,))[0]
+    stats = {"events": events, "decisions": decisions, "kept": 0, "changed": 0,
+             "raised": fresh, "withdrawn": 0, "restored": 0, "withdrawn_ids": [],
+             "restored_ids": []}
+    last = top
+    while True:
+        pairs = db.all(_PAIRS, (top, last, CHUNK))
+        if not pairs:
+            break
+        last = pairs[-1][0]
+        _lay(db, pairs, at, stats)
+    stats["raised"] -= stats["kept"] + stats["restored"]
+
+    last = 0
+    while True:
+        gone = db.all(
+            f"SELECT p.id, p.state, f.rule FROM {PARKED} p JOIN flags f ON f.id = p.id "
+            "WHERE f.state = 'cleared' AND p.id > ? ORDER BY p.id LIMIT ?", (last, CHUNK))
+        if not gone:
+            break
+        last = gone[-1][0]
+        db.many(_AUDIT, [(fid, at, "withdrawn", dumps({
+            "from": state, "rule": rule, "note": WITHDRAWN_NOTE,
+        })) for fid, state, rule in gone])
+        stats["withdrawn"] += len(gone)
+        stats["withdrawn_ids"].extend(fid for fid, _, _ in gone)
+    db.run(f"DROP TABLE {PARKED}")
+    return stats
+
+
+# Each replayed flag (id > top) whose (kind, subject) had a live or withdrawn flag: the
+# newest old flag of the subject, if it is one (cleared_at NULL: parked or withdrawn)
+# rather than a flag an administrator cleared (a flag raised after a clearing is a new
+# episode, a new flag).  With the state it had if it was live (NULL: withdrawn).
+_PAIRS = (
+    "SELECT n.id, o.id, p.state FROM flags n "
+    "JOIN flags o ON o.id = (SELECT max(x.id) FROM flags x "
+    "WHERE x.kind = n.kind AND x.subject = n.subject AND x.id <= ?) "
+    f"LEFT JOIN {PARKED} p ON p.id = o.id "
+    "WHERE n.id > ? AND o.cleared_at IS NULL ORDER BY n.id LIMIT ?"
+)
+_AUDIT = ("INSERT INTO flag_events (flag_id, at, action, actor, detail) "
+          "VALUES (?, ?, ?, 'recompute', ?)")
+
+
+def _lay(db: Db, pairs: list, at, stats: dict) -> None:
+    """Lay each replayed flag onto the old flag it takes the place of (one chunk)."""
+    ids = [n for n, _, _ in pairs] + [o for _, o, _ in pairs]
+    content = {}
+    for i in range(0, len(ids), 900):
+        part = ids[i : i + 900]
+        for row in db.all(f"SELECT id, {', '.join(CONTENT)} FROM flags "
+                          f"WHERE id IN ({marks(len(part))})", part):
+            content[row[0]] = tuple(row[1:])
+    # The replayed flag goes: its links move to the old id first (deleting the row first
+    # would cascade them away), its audit lines are the replay's copy of what the old
+    # flag's trail already says (or the 'recomputed' line below says what changed).
+    db.many("DELETE FROM flag_evidence WHERE flag_id = ?", [(o,) for _, o, _ in pairs])
+    db.many("UPDATE flag_evidence SET flag_id = ? WHERE flag_id = ?",
+            [(o, n) for n, o, _ in pairs])
+    db.many("DELETE FROM flag_events WHERE flag_id = ?", [(n,) for n, _, _ in pairs])
+    db.many("DELETE FROM flags WHERE id = ?", [(n,) for n, _, _ in pairs])
     updates, lines = [], []
-    for old, new in kept:
-        if old.state in LIVE:
-            state = old.state
-            if old.content() != new.content():
-                changed.append(old.id)
-                lines.append((old.id, at, "recomputed", dumps({
+    for n, o, state in pairs:
+        new, old = content[n], content[o]
+        if state is not None:  # it was live
+            stats["kept"] += 1
+            if new != old:
+                stats["changed"] += 1
+                lines.append((o, at, "recomputed", dumps({
                     "note": "rebuilt under the current [rules]",
                     "before": _described(old), "after": _described(new),
                 })))
         else:
-            state = _withdrawn_from(db, old.id)
-            restored.append(old.id)
-            lines.append((old.id, at, "restored", dumps({
-                "from": "withdrawn", "to": state, "rule": new.rule,
+            state = _withdrawn_from(db, o)
+            stats["restored"] += 1
+            stats["restored_ids"].append(o)
+            lines.append((o, at, "restored", dumps({
+                "from": "withdrawn", "to": state, "rule": new[0],
                 "note": "the current [rules] support this flag again",
             })))
-        updates.append((state, new.rule, new.raised_at, new.updated_at, new.evidence,
-                        new.advice, old.id))
-    _many(db, "UPDATE flags SET state = ?, rule = ?, raised_at = ?, updated_at = ?, "
-          "evidence = ?, advice = ? WHERE id = ?", updates)
-
-    withdrawn = [f for f in candidate.values() if f.state in LIVE]
-    for f in withdrawn:
-        lines.append((f.id, at, "withdrawn", dumps({
-            "from": f.state, "rule": f.rule, "note": WITHDRAWN_NOTE,
-        })))
-    _many(db, "INSERT INTO flag_events (flag_id, at, action, actor, detail) "
-          "VALUES (?, ?, ?, 'recompute', ?)", lines)
-    return {
-        "events": events,
-        "decisions": decisions,
-        "kept": len(kept) - len(restored),
-        "changed": len(changed),
-        "raised": raised,
-        "withdrawn": len(withdrawn),
-        "restored": len(restored),
-        "withdrawn_ids": sorted(f.id for f in withdrawn),
-        "restored_ids": sorted(restored),
-    }
+        updates.append((state, *new, o))
+    db.many(f"UPDATE flags SET state = ?, {', '.join(k + ' = ?' for k in CONTENT)} "
+            "WHERE id = ?", updates)
+    db.many(_AUDIT, lines)
 
 
 def _replay(db: Db, rules, progress, fields: tuple[str, ...]) -> tuple[int, int]:
@@ -239,15 +241,11 @@ def _withdrawn_from(db: Db, flag_id: int) -> str:
     return state if state in LIVE else "open"
 
 
-def _described(f: _Flag) -> dict:
+def _described(content: tuple) -> dict:
+    f = dict(zip(CONTENT, content, strict=True))
     try:
-        evidence = json.loads(f.evidence or "{}")
+        evidence = json.loads(f["evidence"] or "{}")
     except ValueError:
-        evidence = f.evidence
-    return {"rule": f.rule, "raised_at": str(f.raised_at), "evidence": evidence}
-
-
-def _many(db: Db, sql: str, rows: list) -> None:
-    if rows:
-        db.many(sql, rows)
+        evidence = f["evidence"]
+    return {"rule": f["rule"], "raised_at": str(f["raised_at"]), "evidence": evidence}
 

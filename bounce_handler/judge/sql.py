@@ -51,6 +51,8 @@ class Db:
 
     def many(self, sql: str, rows) -> None:
         """Execute once per row of parameters (sqlite3 and psycopg batch it)."""
+        if not rows:
+            return
         cur = self.conn.cursor()
         try:
             cur.executemany(self._sql(sql), rows)
