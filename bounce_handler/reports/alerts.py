@@ -97,10 +97,22 @@ def _live(row) -> bool:
     return row.state in db.LIVE_STATES
 
 
+def _require_marks(conn) -> None:
+    """StoreUnavailable (exit 75: cron retries) on a store not migrated to alert_marks."""
+    from sqlalchemy import inspect
+
+    from bounce_handler.errors import StoreUnavailable
+
+    if not inspect(conn).has_table(db.alert_marks.name):
+        raise StoreUnavailable("the store's schema predates per-flag alert bookkeeping "
+                               "(no alert_marks table): run `bounces db upgrade`")
+
+
 def claim(settings, channel: str, now, kinds=None) -> Claim:
     """Take what this channel has not reported yet (possibly nothing), for these kinds."""
     st = db.alert_state
     with db.connect(settings, write=True) as conn:
+        _require_marks(conn)
         first = False
         if conn.execute(select(st.c.channel).where(st.c.channel == channel)).first() is None:
             try:
@@ -164,6 +176,7 @@ def release(settings, claim_: Claim) -> bool:
 
 def peek(conn, channel: str, kinds=None) -> list[dict]:
     """What the next run would report, without claiming it (--dry-run)."""
+    _require_marks(conn)
     st = db.alert_state
     first = conn.execute(select(st.c.channel).where(st.c.channel == channel)).first() is None
     return [_flag(r) for r in _pending(conn, channel, kinds) if not first or _live(r)]

@@ -130,6 +130,8 @@ def test_migration_carries_a_channel_position_over(populated, tmp_path):
     assert populated.bounces("alert").returncode == 2
     assert populated.bounces("db", "downgrade", "0001").returncode == 0
     feed(populated, user_unknown("later@example.net"), "later@example.net")
+    behind = populated.bounces("alert")
+    assert behind.returncode == 75 and "run `bounces db upgrade`" in behind.stderr.decode()
     up = populated.bounces("db", "upgrade")
     assert up.returncode == 0, up.stderr.decode()
     assert populated.bounces("alert").returncode == 2
