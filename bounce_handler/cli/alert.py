@@ -95,15 +95,15 @@ def run(args, settings) -> int:
     kinds = tuple(dict.fromkeys(args.kind)) if args.kind else None
     if args.dry_run:
         with db.connect(settings) as conn:
-            pending = alerts.peek(conn, channel, kinds)
+            pending, summary = alerts.peek(conn, channel, kinds)
             counts = alerts.open_counts(conn, kinds)
         _evidence_now(settings, pending)
         if pending:
-            subject, body = alerts.compose(pending, counts, relay)
+            subject, body = alerts.compose(pending, counts, relay, summary)
             print(f"Would send to {channel}:\nSubject: {subject}\n\n{body}", end="")
         else:
             print(f"Nothing new for {channel}.")
-        return _status(counts, any(f["notice"] in alerts.NEW for f in pending))
+        return _status(counts, bool(summary["new"]))
 
     claim = alerts.claim(settings, channel, now, kinds)
     with db.connect(settings) as conn:
@@ -115,14 +115,14 @@ def run(args, settings) -> int:
             except OSError as e:
                 # Metrics are a side channel: report, but never hold back the alert itself.
                 print(f"bounces: cannot write metrics to {metrics_file}: {e}", file=sys.stderr)
-    if claim.flags:
+    if claim.ids:
         _evidence_now(settings, claim.flags)
-        subject, body = alerts.compose(claim.flags, counts, relay)
+        subject, body = alerts.compose(claim.flags, counts, relay, claim.summary)
         try:
             if args.via == "sendmail":
                 deliver.sendmail(settings.alert.sendmail, target, subject, body)
             elif args.via == "webhook":
-                deliver.webhook(target, subject, body, claim.flags)
+                deliver.webhook(target, subject, body, claim.flags, claim.summary)
             else:
                 sys.stdout.write(f"Subject: {subject}\n\n{body}")
                 sys.stdout.flush()
@@ -130,12 +130,12 @@ def run(args, settings) -> int:
             alerts.release(settings, claim)
             raise
         if not args.quiet and args.via != "stdout":
-            gone = len(claim.flags) - len(claim.new)
-            print(f"alerted {len(claim.new)} new flag(s) via {channel}"
+            gone = claim.summary["withdrawn"]
+            print(f"alerted {sum(claim.summary['new'].values())} new flag(s) via {channel}"
                   + (f", {gone} withdrawn" if gone else ""))
     elif not args.quiet and args.via != "stdout":
         print(f"nothing new for {channel}")
-    return _status(counts, bool(claim.new))
+    return _status(counts, claim.any_new)
 
 
 def _evidence_now(settings, flags: list[dict]) -> None:

@@ -46,24 +46,54 @@ NOTICES = ("raised", "withdrawn", "restored")
 NEW = ("raised", "restored")
 
 
+# What one alert shows in full; beyond, counts (and, for dead recipients, the digest).
+# A first run on a store with 300,000 live flags must not hold them all in memory (nor
+# POST them to a webhook): only ids and marks are kept for every flag claimed.
+URGENT_SHOW = 200
+CHUNK = 5000
+WITHDRAWN_SHOW = 50
+# More dead-recipient flags than this in one alert become a digest (counts by domain, the
+# newest few, the commands for the full list) rather than a paragraph each.
+DIGEST_AT = 10
+DIGEST_SHOW = 10
+
+
 class Claim:
-    """What one run took: the pending flags, and each mark as it was before (to hand back)."""
+    """What one run took, and how to hand it back.
 
-    __slots__ = ("channel", "flags", "marks")
+    ``ids``: every flag reported; ``flags``: those shown in full (dicts, severity order);
+    ``summary``: the counts the text needs (``new`` by kind, ``withdrawn``, ``domains``
+    of the new dead recipients); ``marks``: (flag ids, marks before, marks now) arrays.
+    """
 
-    def __init__(self, channel: str, flags: list[dict], marks: list[tuple]) -> None:
+    __slots__ = ("channel", "flags", "ids", "summary", "marks")
+
+    def __init__(self, channel: str, flags: list[dict], ids, summary: dict, marks) -> None:
         self.channel = channel
         self.flags = flags
-        self.marks = marks  # [(flag_id, old mark or None, new mark)]
+        self.ids = ids
+        self.summary = summary
+        self.marks = marks
 
     @property
     def new(self) -> list[dict]:
-        """The flags raised (or restored) since the last run."""
+        """The flags shown as raised (or restored) since the last run."""
         return [f for f in self.flags if f["notice"] in NEW]
 
+    @property
+    def any_new(self) -> bool:
+        """Whether anything was raised (or restored) since the last run."""
+        return bool(self.summary["new"])
 
-def _pending(conn, channel: str, kinds) -> list:
-    """Rows of flags with a notice newer than the channel's mark (severity order)."""
+
+def _pending(conn, channel: str, kinds=None, other_kinds=None):
+    """The flags with a notice newer than the channel's mark, streamed.
+
+    Rows of (id, kind, subject, state, notice, action, mark): most severe kind first,
+    then by id.
+    """
+    from sqlalchemy import case
+
     fe, fl, m = db.flag_events, db.flags, db.alert_marks
     newest = (
         select(fe.c.flag_id, func.max(fe.c.id).label("notice"))
@@ -71,26 +101,83 @@ def _pending(conn, channel: str, kinds) -> list:
         .group_by(fe.c.flag_id)
         .subquery()
     )
+    # Pending first, from the two indexes alone (notices, marks); the flag and its notice
+    # are then read for the pending ones only, not for every flag there is.
+    p = (
+        select(newest.c.flag_id, newest.c.notice, m.c.flag_event_id.label("mark"))
+        .select_from(newest.outerjoin(m, and_(m.c.flag_id == newest.c.flag_id,
+                                               m.c.channel == channel)))
+        .where(or_(m.c.flag_event_id.is_(None), m.c.flag_event_id < newest.c.notice))
+        .subquery()
+    )
     note = fe.alias("note")
     q = (
-        select(fl.c.id, fl.c.kind, fl.c.subject, fl.c.state, fl.c.rule, fl.c.raised_at,
-               fl.c.updated_at, fl.c.cleared_at, fl.c.evidence, fl.c.advice,
-               newest.c.notice, note.c.action.label("action"), note.c.at.label("notice_at"),
-               note.c.detail.label("notice_detail"), m.c.flag_event_id.label("mark"))
-        .join(newest, newest.c.flag_id == fl.c.id)
-        .join(note, note.c.id == newest.c.notice)
-        .outerjoin(m, and_(m.c.flag_id == fl.c.id, m.c.channel == channel))
-        .where(or_(m.c.flag_event_id.is_(None), m.c.flag_event_id < newest.c.notice))
-        .order_by(fl.c.id)
+        select(fl.c.id, fl.c.kind, fl.c.subject, fl.c.state, p.c.notice, note.c.action,
+               p.c.mark)
+        .join(p, p.c.flag_id == fl.c.id)
+        .join(note, note.c.id == p.c.notice)
+        .order_by(case({k: i for i, k in enumerate(SEVERITY)}, value=fl.c.kind,
+                       else_=len(SEVERITY)), fl.c.id)
     )
     if kinds:
         q = q.where(fl.c.kind.in_(kinds))
-    rows = list(conn.execute(q))
-    return sorted(rows, key=lambda r: (_rank(r.kind), r.id))
+    if other_kinds:
+        q = q.where(fl.c.kind.not_in(other_kinds))
+    return conn.execute(q)
 
 
 def _rank(kind: str) -> int:
     return SEVERITY.index(kind) if kind in SEVERITY else len(SEVERITY)
+
+
+class _Collect:
+    """Walks the pending rows once: marks for all, counts, and which to show in full."""
+
+    def __init__(self) -> None:
+        from array import array
+        from collections import deque
+
+        self.ids, self.old, self.new = array("q"), array("q"), array("q")
+        self.reported = array("b")  # 1: sent, 0: marked only (history on a first run)
+        self.show: list[int] = []
+        self.per_kind: dict[str, int] = {}
+        self.withdrawn = 0
+        self.domains: dict[str, int] = {}
+        self.dead_first: list[int] = []
+        self.dead_last = deque(maxlen=DIGEST_SHOW)
+
+    def mark(self, r, reported: bool) -> None:
+        self.ids.append(r.id)
+        self.old.append(-1 if r.mark is None else r.mark)  # -1: there was no mark
+        self.new.append(r.notice)
+        self.reported.append(1 if reported else 0)
+        if reported:
+            self.report(r)
+
+    def report(self, r) -> None:
+        if r.action == "withdrawn":
+            self.withdrawn += 1
+            if self.withdrawn <= WITHDRAWN_SHOW:
+                self.show.append(r.id)
+            return
+        n = self.per_kind[r.kind] = self.per_kind.get(r.kind, 0) + 1
+        if r.kind != DEAD:
+            if n <= URGENT_SHOW:
+                self.show.append(r.id)
+            return
+        d = r.subject.rpartition("@")[2].lower() or "(none)"
+        self.domains[d] = self.domains.get(d, 0) + 1
+        if n <= DIGEST_AT:
+            self.dead_first.append(r.id)
+        self.dead_last.append(r.id)
+
+    def shown(self) -> list[int]:
+        dead = self.per_kind.get(DEAD, 0)
+        return self.show + (self.dead_first if dead <= DIGEST_AT else list(self.dead_last))
+
+    def summary(self) -> dict:
+        return {"new": dict(self.per_kind), "withdrawn": self.withdrawn,
+                "domains": dict(self.domains)}
 
 
 def _live(row) -> bool:
@@ -106,6 +193,19 @@ def _require_marks(conn) -> None:
     if not inspect(conn).has_table(db.alert_marks.name):
         raise StoreUnavailable("the store's schema predates per-flag alert bookkeeping "
                                "(no alert_marks table): run `bounces db upgrade`")
+
+
+def _walk(conn, channel: str, kinds, first: bool) -> _Collect:
+    c = _Collect()
+    for r in _pending(conn, channel, kinds):
+        c.mark(r, reported=not first or _live(r))  # a first run: history is not news
+    if first and kinds:
+        # Flags already cleared or withdrawn are marked of every kind; live ones of the
+        # other kinds stay pending for a run that asks for them.
+        for r in _pending(conn, channel, other_kinds=kinds):
+            if not _live(r):
+                c.mark(r, reported=False)
+    return c
 
 
 def claim(settings, channel: str, now, kinds=None) -> Claim:
@@ -126,60 +226,92 @@ def claim(settings, channel: str, now, kinds=None) -> Claim:
         top = conn.execute(
             select(st.c.last_flag_event_id).where(st.c.channel == channel).with_for_update()
         ).scalar_one()
-        rows = _pending(conn, channel, kinds)
-        if first:
-            # History is not news: flags already cleared or withdrawn are marked, of every
-            # kind; live ones of other kinds stay pending for a run that asks for them.
-            rows_all = rows if not kinds else _pending(conn, channel, None)
-            silent = [r for r in rows_all if not _live(r)]
-            sent = [r for r in rows if _live(r)]
-        else:
-            silent, sent = [], rows
-        marks = [(r.id, r.mark, r.notice) for r in silent + sent]
-        _move(conn, channel, marks, now)
-        newest = max([top or 0] + [n for _, _, n in marks])
+        c = _walk(conn, channel, kinds, first)
+        _move(conn, channel, c.ids, c.old, c.new, now)
+        newest = max([top or 0, *c.new]) if c.new else (top or 0)
         conn.execute(update(st).where(st.c.channel == channel)
                      .values(last_flag_event_id=newest, last_run_at=now))
-        flags = [_flag(r) for r in sent]
-    ids = {f["id"] for f in flags}
-    return Claim(channel, flags, [mark for mark in marks if mark[0] in ids])
+        flags = _details(conn, c.shown())
+    # Only what was reported is handed back on failure (marked history stays marked).
+    from array import array
+    from itertools import compress
+
+    marks = tuple(array("q", compress(a, c.reported)) for a in (c.ids, c.old, c.new))
+    return Claim(channel, flags, marks[0], c.summary(), marks)
 
 
-def _move(conn, channel: str, marks: list[tuple], now) -> None:
+def _move(conn, channel: str, ids, old, new, now) -> None:
+    """Write the marks, CHUNK rows a statement (a first run may mark 300,000 flags)."""
+    from itertools import islice
+
+    from sqlalchemy import bindparam
+
     m = db.alert_marks
-    fresh = [{"channel": channel, "flag_id": i, "flag_event_id": new, "alerted_at": now}
-             for i, old, new in marks if old is None]
-    if fresh:
-        conn.execute(insert(m), fresh)
-    for i, old, new in marks:
-        if old is not None:
-            conn.execute(update(m).where(m.c.channel == channel, m.c.flag_id == i)
-                         .values(flag_event_id=new, alerted_at=now))
+    fresh = ({"channel": channel, "flag_id": i, "flag_event_id": n, "alerted_at": now}
+             for i, o, n in zip(ids, old, new, strict=True) if o < 0)
+    moved = ({"c": channel, "f": i, "n": n, "t": now}
+             for i, o, n in zip(ids, old, new, strict=True) if o >= 0)
+    move = (update(m).where(m.c.channel == bindparam("c"), m.c.flag_id == bindparam("f"))
+            .values(flag_event_id=bindparam("n"), alerted_at=bindparam("t")))
+    for rows, stmt in ((fresh, insert(m)), (moved, move)):
+        while chunk := list(islice(rows, CHUNK)):
+            conn.execute(stmt, chunk)
 
 
 def release(settings, claim_: Claim) -> bool:
     """Hand a claim back after a failed delivery (True if every mark was still ours)."""
+    from sqlalchemy import bindparam
+
     m = db.alert_marks
-    if not claim_.marks:
+    ids, old, new = claim_.marks
+    if not ids:
         return True
+    mine = and_(m.c.channel == claim_.channel, m.c.flag_id == bindparam("f"),
+                m.c.flag_event_id == bindparam("n"))
     ours = 0
     with db.connect(settings, write=True) as conn:
-        for flag_id, old, new in claim_.marks:
-            mine = and_(m.c.channel == claim_.channel, m.c.flag_id == flag_id,
-                        m.c.flag_event_id == new)
-            if old is None:
-                ours += conn.execute(m.delete().where(mine)).rowcount
-            else:
-                ours += conn.execute(update(m).where(mine).values(flag_event_id=old)).rowcount
-    return ours == len(claim_.marks)
+        gone = [{"f": i, "n": n} for i, o, n in zip(ids, old, new, strict=True) if o < 0]
+        back = [{"f": i, "n": n, "o": o} for i, o, n in zip(ids, old, new, strict=True)
+                if o >= 0]
+        if gone:
+            ours += conn.execute(m.delete().where(mine), gone).rowcount
+        if back:
+            ours += conn.execute(update(m).where(mine).values(flag_event_id=bindparam("o")),
+                                 back).rowcount
+    return ours == len(ids)
 
 
-def peek(conn, channel: str, kinds=None) -> list[dict]:
-    """What the next run would report, without claiming it (--dry-run)."""
+def peek(conn, channel: str, kinds=None) -> tuple[list[dict], dict]:
+    """What the next run would report, without claiming it (--dry-run): (flags, summary)."""
     _require_marks(conn)
     st = db.alert_state
     first = conn.execute(select(st.c.channel).where(st.c.channel == channel)).first() is None
-    return [_flag(r) for r in _pending(conn, channel, kinds) if not first or _live(r)]
+    c = _walk(conn, channel, kinds, first)
+    return _details(conn, c.shown()), c.summary()
+
+
+def _details(conn, ids: list[int]) -> list[dict]:
+    """The flags to show in full, in the order given, with their newest notice."""
+    if not ids:
+        return []
+    fe, fl = db.flag_events, db.flags
+    newest = (
+        select(fe.c.flag_id, func.max(fe.c.id).label("notice"))
+        .where(fe.c.action.in_(NOTICES), fe.c.flag_id.in_(ids))
+        .group_by(fe.c.flag_id)
+        .subquery()
+    )
+    note = fe.alias("note")
+    q = (
+        select(fl.c.id, fl.c.kind, fl.c.subject, fl.c.state, fl.c.rule, fl.c.raised_at,
+               fl.c.updated_at, fl.c.cleared_at, fl.c.evidence, fl.c.advice,
+               note.c.action, note.c.at.label("notice_at"),
+               note.c.detail.label("notice_detail"))
+        .join(newest, newest.c.flag_id == fl.c.id)
+        .join(note, note.c.id == newest.c.notice)
+    )
+    rows = {r.id: _flag(r) for r in conn.execute(q)}
+    return [rows[i] for i in ids if i in rows]
 
 
 def _flag(r) -> dict:
@@ -198,7 +330,6 @@ def _flag(r) -> dict:
         "withdrawn": r.state == "cleared" and r.cleared_at is None,
         "notice": r.action, "notice_at": _iso(r.notice_at),
         "notice_from": detail.get("from") if isinstance(detail, dict) else None,
-        "alerted_before": r.mark is not None,
     }
 
 
@@ -242,10 +373,6 @@ def rule_text(rule: str) -> str:
 # no mail client or MTA folds it (`Subject: ` takes 9 of them).
 MAX_LINE = 990
 MAX_SUBJECT = 78 - len("Subject: ")
-# More dead-recipient flags than this in one alert become a digest (counts by domain, the
-# newest few, the commands for the full list) rather than a paragraph each.
-DIGEST_AT = 10
-DIGEST_SHOW = 10
 DIGEST_DOMAINS = 10
 
 HEADINGS = {
@@ -304,16 +431,14 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _subject(new: list[dict], gone: list[dict], relay: str) -> str:
+def _subject(by_kind: dict, gone: int, relay: str) -> str:
     """A short subject, only from counts and the relay's name (never bounce-derived text)."""
-    by_kind = {}
-    for f in new:
-        by_kind[f["kind"]] = by_kind.get(f["kind"], 0) + 1
+    new = sum(by_kind.values())
     summary = ", ".join(f"{by_kind[k]} {SHORT.get(k, k)}"
                         for k in sorted(by_kind, key=_rank))
     if gone:
-        summary += (", " if summary else "") + f"{len(gone)} withdrawn"
-    count = _plural(len(new), "new flag") if new else _plural(len(gone), "flag") + " withdrawn"
+        summary += (", " if summary else "") + f"{gone} withdrawn"
+    count = _plural(new, "new flag") if new else _plural(gone, "flag") + " withdrawn"
     # The relay's name comes from the configuration or the host name; ASCII and one line
     # all the same, so the header never needs encoded-words nor folding.
     relay = "".join(c if " " < c < "\x7f" else "?" for c in str(relay)) or "?"
@@ -354,17 +479,13 @@ def _paragraph(f: dict, lines: list[str]) -> None:
     lines.append("")
 
 
-def _digest(flags: list[dict], lines: list[str]) -> None:
-    domains: dict[str, int] = {}
-    for f in flags:
-        d = f["subject"].rpartition("@")[2].lower() or "(none)"
-        domains[d] = domains.get(d, 0) + 1
+def _digest(total: int, domains: dict, newest: list[dict], lines: list[str]) -> None:
     ranked = sorted(domains.items(), key=lambda kv: (-kv[1], kv[0]))
     shown = ", ".join(f"{visible(d, 80)} {n}" for d, n in ranked[:DIGEST_DOMAINS])
     more = len(ranked) - DIGEST_DOMAINS
-    lines.append(f"{len(flags)} new dead-recipient flags, by domain: {shown}"
+    lines.append(f"{total} new dead-recipient flags, by domain: {shown}"
                  + (f" (and {more} more domains)" if more > 0 else ""))
-    newest = sorted(flags, key=lambda f: f["id"], reverse=True)[:DIGEST_SHOW]
+    newest = sorted(newest, key=lambda f: f["id"], reverse=True)
     lines.append(f"The {len(newest)} newest:")
     for f in newest:
         e = f["evidence"] or {}
@@ -372,45 +493,67 @@ def _digest(flags: list[dict], lines: list[str]) -> None:
         lines.append(f"  #{f['id']} {visible(f['subject'])}  {f['rule']} {why}  "
                      f"[{f['state']}] raised {_when(f['raised_at'])}")
     lines.append("All of them: bounces flags list --kind dead-recipient")
-    lines.append("As a Postfix access map: bounces export dead-recipients --format postfix "
-                 "-o FILE")
+    lines.append("As a Postfix access map: bounces export dead-recipients -o FILE")
     lines.append("")
 
 
-def compose(flags: list[dict], counts: dict, relay: str) -> tuple[str, str]:
-    """(subject, body) of the alert: the flags by severity, withdrawals, what is live now."""
-    new = [f for f in flags if f["notice"] in NEW]
-    gone = [f for f in flags if f["notice"] == "withdrawn"]
-    subject = _subject(new, gone, relay)
+def summarize(flags: list[dict]) -> dict:
+    """The summary of a list of flag dicts shown in full (what claim and peek count)."""
+    out: dict = {"new": {}, "withdrawn": 0, "domains": {}}
+    for f in flags:
+        if f["notice"] == "withdrawn":
+            out["withdrawn"] += 1
+            continue
+        out["new"][f["kind"]] = out["new"].get(f["kind"], 0) + 1
+        if f["kind"] == DEAD:
+            d = f["subject"].rpartition("@")[2].lower() or "(none)"
+            out["domains"][d] = out["domains"].get(d, 0) + 1
+    return out
+
+
+def compose(flags: list[dict], counts: dict, relay: str,
+            summary: dict | None = None) -> tuple[str, str]:
+    """(subject, body) of the alert: the flags by severity, withdrawals, what is live now.
+
+    ``flags`` are those shown in full; ``summary`` (Claim.summary) counts all of them,
+    shown or not (default: the ``flags`` themselves).
+    """
+    if summary is None:
+        summary = summarize(flags)
+    by_kind, gone = summary["new"], summary["withdrawn"]
+    subject = _subject(by_kind, gone, relay)
     relay_text = visible(relay, 100)
     lines = []
+    new = sum(by_kind.values())
     if new:
-        kinds = {}
-        for f in new:
-            kinds[f["kind"]] = kinds.get(f["kind"], 0) + 1
-        what = ", ".join(_plural(kinds[k], _noun(k)) for k in sorted(kinds, key=_rank))
-        lines += [f"bounce-handler on {relay_text} raised {_plural(len(new), 'flag')} since "
+        what = ", ".join(_plural(by_kind[k], _noun(k)) for k in sorted(by_kind, key=_rank))
+        lines += [f"bounce-handler on {relay_text} raised {_plural(new, 'flag')} since "
                   f"the last alert, the most urgent first ({what}).", ""]
-    for kind in sorted({f["kind"] for f in new}, key=_rank):
-        mine = [f for f in new if f["kind"] == kind]
+    for kind in sorted(by_kind, key=_rank):
+        total = by_kind[kind]
+        mine = [f for f in flags if f["kind"] == kind and f["notice"] in NEW]
         heading, why = HEADINGS.get(kind, (kind.upper(), ""))
-        lines += [f"{heading} ({len(mine)}): {why}", ""]
-        if kind == DEAD and len(mine) > DIGEST_AT:
-            _digest(mine, lines)
-        else:
-            for f in mine:
-                _paragraph(f, lines)
+        lines += [f"{heading} ({total}): {why}", ""]
+        if kind == DEAD and total > DIGEST_AT:
+            _digest(total, summary["domains"], mine, lines)
+            continue
+        for f in mine:
+            _paragraph(f, lines)
+        if total > len(mine):
+            lines += [f"... and {total - len(mine)} more: bounces flags list --kind {kind}",
+                      ""]
     if gone:
-        lines += [f"WITHDRAWN BY RECOMPUTE ({len(gone)}): `bounces flags recompute` found "
+        lines += [f"WITHDRAWN BY RECOMPUTE ({gone}): `bounces flags recompute` found "
                   "that the current [rules] no longer support these flags; they left the "
                   "live set and the exports. Nothing to do, unless the rules are wrong.", ""]
-        for f in gone[:50]:
+        shown = [f for f in flags if f["notice"] == "withdrawn"]
+        for f in shown:
             was = f.get("notice_from") or "live"
-            never = "" if f["alerted_before"] else "; not alerted before"
             lines.append(f"  #{f['id']} {f['kind']}: {visible(f['subject'])}  (was {was}, "
-                         f"rule {f['rule']}, raised {_when(f['raised_at'])}{never})")
-        if len(gone) > 50:
-            lines.append(f"  ... and {len(gone) - 50} more: bounces flags list --state cleared")
+                         f"rule {f['rule']}, raised {_when(f['raised_at'])})")
+        if gone > len(shown):
+            lines.append(f"  ... and {gone - len(shown)} more: "
+                         "bounces flags list --state cleared")
         lines.append("")
     live = ", ".join(f"{k}: {v['open']} open, {v['acked']} acked" for k, v in counts.items())
     lines.append(f"Live flags now: {live or 'none'}.")

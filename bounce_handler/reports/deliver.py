@@ -68,17 +68,22 @@ def transfer_encoding(body: str) -> str:
     return "7bit" if body.isascii() else "8bit"
 
 
-def webhook(url: str, subject: str, body: str, flags: list[dict]) -> None:
+def webhook(url: str, subject: str, body: str, flags: list[dict],
+            summary: dict | None = None) -> None:
     """POST the alert as JSON to `url`.
 
-    ``text`` is what Slack/Mattermost-style incoming webhooks show; ``subject`` and
-    ``flags`` are there for anything that wants the structure.
+    ``text`` is what Slack/Mattermost-style incoming webhooks show; ``subject``, ``flags``
+    (those the text shows in full, most urgent first) and ``summary`` (counts of all of
+    them: new by kind, withdrawn, new dead recipients by domain) are there for anything
+    that wants the structure.
     """
     import urllib.error
     import urllib.request
 
-    data = json.dumps({"text": f"{subject}\n\n{body}", "subject": subject, "flags": flags},
-                      default=str).encode()
+    doc = {"text": f"{subject}\n\n{body}", "subject": subject, "flags": flags}
+    if summary is not None:
+        doc["summary"] = summary
+    data = json.dumps(doc, default=str).encode()
     req = urllib.request.Request(
         url, data=data, method="POST",
         headers={"Content-Type": "application/json", "User-Agent": "bounce-handler"},

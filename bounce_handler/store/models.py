@@ -181,6 +181,9 @@ class Flag(Base):
         # The judge looks up the newest flag for a (kind, subject), cleared ones included
         # (their cleared_at bounds what counts again), on every bounce: judge/lean.py.
         Index("ix_flags_kind_subject", "kind", "subject"),
+        # Reports and alerts: live flags per kind, open first, newest first, and their
+        # counts, without reading a table of 300,000 dead recipients (reports/summary.py).
+        Index("ix_flags_kind_state_raised_at", "kind", "state", "raised_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -9,7 +9,8 @@ by the slower one is skipped).  ``alert_marks`` remembers, per channel and flag,
 the flag's newest notice (raised / withdrawn / restored) the channel has reported, so a
 flag is pending exactly when it has a notice newer than its mark, whatever happens to the
 ids of other rows.  ``ix_flag_events_action_flag_id`` finds each flag's newest notice
-without scanning the 'updated' lines.
+without scanning the 'updated' lines; ``ix_flags_kind_state_raised_at`` lets reports and
+alerts list the live flags most urgent kind first without sorting every dead recipient.
 
 The upgrade carries each channel's position over: flags whose 'raised' line lies at or
 before it count as reported.  The downgrade drops the table (alert_state keeps the
@@ -42,6 +43,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_alert_marks_flag_id'), ['flag_id'], unique=False)
     with op.batch_alter_table('flag_events', schema=None) as batch_op:
         batch_op.create_index('ix_flag_events_action_flag_id', ['action', 'flag_id'], unique=False)
+    with op.batch_alter_table('flags', schema=None) as batch_op:
+        batch_op.create_index('ix_flags_kind_state_raised_at', ['kind', 'state', 'raised_at'], unique=False)
     op.execute(
         "INSERT INTO alert_marks (channel, flag_id, flag_event_id, alerted_at) "
         "SELECT s.channel, e.flag_id, max(e.id), max(s.last_run_at) FROM alert_state s "
@@ -51,6 +54,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('flags', schema=None) as batch_op:
+        batch_op.drop_index('ix_flags_kind_state_raised_at')
     with op.batch_alter_table('flag_events', schema=None) as batch_op:
         batch_op.drop_index('ix_flag_events_action_flag_id')
     with op.batch_alter_table('alert_marks', schema=None) as batch_op:

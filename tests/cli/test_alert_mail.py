@@ -190,3 +190,25 @@ def test_spammer_fixture_is_first_in_the_populated_alert(populated):
     out = populated.bounces("alert", "--via", "stdout").stdout.decode()
     first_flag = next(ln for ln in out.splitlines() if ln.startswith("#"))
     assert first_flag.endswith(f"compromised-sender: {SPAMMER}  [open]")
+
+
+def test_thousands_of_dead_recipients_are_claimed_without_holding_them(store):
+    """A first run over many flags: all marked, few shown, nothing lost on a failure."""
+    from bounce_handler import settings
+    from bounce_handler.reports import alerts
+
+    s = Stream(store.db)
+    for k in range(1500):
+        s.bounce(T0 + minutes(k / 10), f"gone{k}@{DOMAINS[k % 3]}",
+                 sender=f"list{k}@relay.example")
+    s.close()
+    cfg = settings.from_dict({"database": {"url": store.url}})
+    claim = alerts.claim(cfg, "stdout", T0 + minutes(500))
+    assert len(claim.ids) == 1500 and claim.summary["new"] == {"dead-recipient": 1500}
+    assert len(claim.flags) == alerts.DIGEST_SHOW  # only the newest are read in full
+    subject, body = alerts.compose(claim.flags, {}, "relay", claim.summary)
+    assert "1500 new dead-recipient flags, by domain: example.net 500, example.org 500, " \
+        "mail.example 500" in body and len(body.splitlines()) < 25
+    assert alerts.claim(cfg, "stdout", T0 + minutes(501)).ids.tolist() == []
+    assert alerts.release(cfg, claim)  # a failed delivery hands all 1,500 back
+    assert len(alerts.claim(cfg, "stdout", T0 + minutes(502)).ids) == 1500
