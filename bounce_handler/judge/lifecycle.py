@@ -7,7 +7,9 @@ A flag is raised once per (kind, subject) while it is not cleared (the partial u
 uq_flags_kind_subject_live); new evidence updates it.  Acking says "seen, working on it":
 the flag stays live and keeps collecting evidence.  Clearing says "resolved": the next time
 the condition holds, on bounces that occur after the clearing, a new flag is raised.  Every
-step is a row in flag_events (the audit trail), with who did it.
+step is a row in flag_events (the audit trail), with who did it.  `bounces flags
+recompute` may withdraw a flag the rules no longer support (cleared, with no cleared_at:
+shown as ``withdrawn``; it cannot be acked or cleared) or restore it (judge/recompute.py).
 
 DB-API only (sqlite3 or psycopg, through judge/sql.py), so the CLI and the daemon share it.
 """

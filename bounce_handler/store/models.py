@@ -164,7 +164,10 @@ class Flag(Base):
 
     Lifecycle: open -> acked -> cleared.  At most one flag per (kind, subject) is not
     cleared at a time (a partial unique index), so a flag is raised once, not once per
-    bounce; after clearing, the condition returning raises a new one.
+    bounce; after clearing, the condition returning raises a new one.  A flag that
+    `bounces flags recompute` withdrew (the rules no longer support it) is ``cleared``
+    with ``cleared_at`` NULL: out of the live set, cleared by no one, bounding nothing
+    (judge/recompute.py).
     """
 
     __tablename__ = "flags"
