@@ -8,7 +8,8 @@ busy relay with 2,000 senders, 200,000 recipients, a few spam runs and throttlin
 then runs, each in a fresh child process so ru_maxrss is its own:
 
 * baseline: one full scan of bounce_events joined to messages (what any replay must read);
-* recompute: judge.recompute.recompute with the default rules.
+* recompute: judge.recompute.recompute with the default rules (run it again with --keep
+  on the same file to time a recompute that keeps every flag it finds).
 
 Prints both times, the ratio recompute/scan, events per second and peak RSS.  Also prints
 the cold import cost of judge/lean.py (the pipe's share of the engine) against bare
@@ -135,7 +136,9 @@ def child(mode: str, path: str) -> None:
 
         stats = recompute(conn, defaults(), progress)
         flags = dict(conn.execute("SELECT kind, count(*) FROM flags GROUP BY kind").fetchall())
-        extra = f"events={stats['events']} raised={stats['raised']} flags={flags}"
+        kept = "".join(f" {k}={stats[k]}" for k in ("kept", "changed", "withdrawn", "restored")
+                       if k in stats)
+        extra = f"events={stats['events']} raised={stats['raised']}{kept} flags={flags}"
     elapsed = time.monotonic() - started
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{elapsed:.3f} {rss:.1f} {extra}")

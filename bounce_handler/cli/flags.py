@@ -67,8 +67,12 @@ def register(sub) -> None:
     actions.add_parser(
         "recompute",
         help="rebuild the live flags from the whole history under the current [rules]",
-        description="Drop the live flags and replay every recorded bounce through the "
-        "rules; acks are kept, cleared flags stay cleared. Example: bounces flags recompute",
+        description="Replay every recorded bounce through the current rules and lay the "
+        "result onto the existing flags: a flag that still holds keeps its id and its "
+        "state (acked stays acked), one the rules no longer support is withdrawn (it "
+        "leaves the live set and the exports; `bounces alert` says so), a new one gets a "
+        "new id; cleared flags stay cleared. Same rules and history: nothing changes. "
+        "Example: bounces flags recompute",
     )
     actions.add_parser(
         "rules",
@@ -89,14 +93,25 @@ def run(args, settings) -> int:
     conn = lifecycle.connect(settings)
     try:
         if args.action == "list":
-            return _list(conn, args)
+            return _list(conn, args, _rules_or_none(rules_mod, settings))
         if args.action == "show":
-            return _show(conn, args)
+            return _show(conn, args, _rules_or_none(rules_mod, settings))
         if args.action in ("ack", "clear"):
             return _step(conn, args)
         return _recompute(conn, rules_mod.for_settings(settings))
     finally:
         conn.close()
+
+
+def _rules_or_none(rules_mod, settings):
+    """The rules, to show windowed evidence as it stands now; None if [rules] is broken.
+
+    (The pipe says so loudly; listing what is stored must still work.)
+    """
+    try:
+        return rules_mod.for_settings(settings)
+    except rules_mod.ConfigError:
+        return None
 
 
 def _states(choice: str) -> tuple[str, ...]:
@@ -106,10 +121,12 @@ def _states(choice: str) -> tuple[str, ...]:
     }.get(choice, (choice,))
 
 
-def _list(conn, args) -> int:
-    from bounce_handler.judge import lifecycle
+def _list(conn, args, rules) -> int:
+    from bounce_handler.judge import current, lifecycle
 
     flags = lifecycle.list_flags(conn, _states(args.state), args.kind, args.limit)
+    if rules is not None:
+        current.attach(conn, flags, rules)
     if args.format == "json":
         import json
 
@@ -119,32 +136,46 @@ def _list(conn, args) -> int:
         print("no flags")
         return 0
     for f in flags:
+        state = "withdrawn" if f.get("withdrawn") else f["state"]
         print(
-            f"{f['id']:>6}  {f['state']:<7}  {f['kind']:<21}  {f['rule']:<3}  "
-            f"{f['raised_at']}  {f['subject']}  {_summary(f['evidence'])}"
+            f"{f['id']:>6}  {state:<9}  {f['kind']:<21}  {f['rule']:<3}  "
+            f"{f['raised_at']}  {f['subject']}  {_summary(f)}"
         )
     return 0
 
 
-def _summary(e: dict) -> str:
+def _summary(f: dict) -> str:
+    """The flag's numbers; a windowed flag's as the judge counts them now (judge/current.py)."""
     keys = ("bounces", "domains", "spam", "complaints", "deferrals", "days", "status", "reason")
-    return " ".join(f"{k}={e[k]}" for k in keys if e.get(k) is not None)
+    now = f.get("evidence_now")
+    e = now["evidence"] if now else f["evidence"]
+    # (A throttled destination's "domains" is its list of domains, not a count.)
+    text = " ".join(f"{k}={e[k]}" for k in keys
+                    if e.get(k) is not None and not isinstance(e[k], (list, dict)))
+    return text + (f" (window to {now['as_of']})" if now else "")
 
 
-def _show(conn, args) -> int:
-    from bounce_handler.judge import lifecycle
+def _show(conn, args, rules) -> int:
+    from bounce_handler.judge import current, lifecycle
 
     f = lifecycle.get(conn, args.id)
+    if rules is not None:
+        current.attach(conn, [f], rules)
     if args.format == "json":
         import json
 
         print(json.dumps(f, indent=2))
         return 0
-    print(f"flag {f['id']}: {f['kind']} {f['subject']} ({f['state']}, rule {f['rule']})")
+    state = "withdrawn by recompute" if f.get("withdrawn") else f["state"]
+    print(f"flag {f['id']}: {f['kind']} {f['subject']} ({state}, rule {f['rule']})")
     print(f"  raised {f['raised_at']}, updated {f['updated_at']}"
           + (f", acked {f['acked_at']}" if f["acked_at"] else "")
           + (f", cleared {f['cleared_at']}" if f["cleared_at"] else ""))
     print("  evidence: " + ", ".join(f"{k}={v}" for k, v in f["evidence"].items()))
+    if f.get("evidence_now"):
+        now = f["evidence_now"]
+        print(f"  evidence now (window to {now['as_of']}): "
+              + ", ".join(f"{k}={v}" for k, v in now["evidence"].items()))
     if f["advice"]:
         print("  advice:")
         for line in f["advice"].splitlines():
@@ -207,9 +238,18 @@ def _recompute(conn, rules) -> int:
         stats = recompute.recompute(conn, rules)
     print(
         f"replayed {stats['events']:,} bounce events in {time.monotonic() - started:.1f}s: "
-        f"dropped {stats['dropped']} live flags, raised {stats['raised']}, "
-        f"re-acked {stats['reacked']}"
+        f"{stats['kept']} live flags kept (same ids; {stats['changed']} with new evidence), "
+        f"{stats['raised']} new, {stats['withdrawn']} withdrawn, {stats['restored']} restored"
     )
+    for label, key in (("withdrawn (the current [rules] no longer support them; they left "
+                        "the live set and the exports)", "withdrawn_ids"),
+                       ("restored (supported again)", "restored_ids")):
+        if stats[key]:
+            ids = ", ".join(f"#{i}" for i in stats[key][:50])
+            more = f" and {len(stats[key]) - 50} more" if len(stats[key]) > 50 else ""
+            print(f"  {label}: {ids}{more}")
+    if stats["raised"] or stats["withdrawn"] or stats["restored"]:
+        print("  `bounces alert` reports the new, withdrawn and restored flags on its next run")
     return 0
 
 

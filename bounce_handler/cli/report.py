@@ -9,6 +9,12 @@ The period is --since (default 24h) to --until (default now): a duration back fr
 hour over the period and the grouping (colour only on a terminal); json prints all of it
 as one document; csv prints the grouping only (key,count,share,first,last,flag).
 
+The flags come most urgent first: every compromised sender, then every throttled
+destination, then the --top N newest dead recipients and a digest of the rest (how many,
+by domain, the commands for the full list and the export).  A windowed flag's evidence
+is shown as the judge counts it now (its stored numbers are refreshed at most once a
+minute while bounces arrive).
+
 Examples:
     bounces report
     bounces report --since 7d --by sender --top 10
@@ -34,7 +40,8 @@ def register(sub) -> None:
     p.add_argument("--until", metavar="WHEN", help="end of the period (default: now)")
     p.add_argument("--by", choices=GROUPINGS, default="reason", help="grouping (default reason)")
     p.add_argument("--top", type=_positive, default=20, metavar="N",
-                   help="show the N largest groups and flags (default 20)")
+                   help="show the N largest groups and the N newest dead-recipient flags "
+                   "(default 20; compromised senders and throttled destinations: all)")
     p.add_argument("--kind", choices=KINDS, help="only this kind of event (default: all)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.set_defaults(func=run)
@@ -61,9 +68,13 @@ def run(args, settings) -> int:
     now = utcnow()
     period = Period.parse(args.since, args.until, now)
     provider_of = rules.parse(settings.rules).provider_of if args.by == "domain" else None
+    try:
+        judged_by = rules.for_settings(settings)
+    except rules.ConfigError:
+        judged_by = None  # the pipe says so loudly; the report still shows what is stored
     with db.connections(settings, 2) as (conn, side):
         rep = summary.build(conn, period, by=args.by, top=args.top, kind=args.kind, now=now,
-                            side=side, provider_of=provider_of)
+                            side=side, provider_of=provider_of, rules=judged_by)
     if args.format == "json":
         render.write_json(rep.as_dict())
     elif args.format == "csv":
@@ -107,10 +118,12 @@ def _table(rep, con) -> None:
     con.print(f"[bold]Bounces {short_time(p.start)} .. {short_time(p.end)} UTC{what}[/bold]")
 
     if rep.flags:
-        t = Table(title=f"Live flags: {rep.flags_live}", title_justify="left")
-        cols = ["id", "kind", "subject", "state", "rule", "raised"] + (["advice"] if wide else [])
+        t = Table(title=f"Live flags: {rep.flags_live} ({_by_kind(rep.flags_by_kind)})",
+                  title_justify="left")
+        cols = ["id", "kind", "subject", "state", "rule", "raised"]
+        cols += ["evidence", "advice"] if wide else []
         for col in cols:
-            folds = col in ("subject", "advice")
+            folds = col in ("subject", "advice", "evidence")
             t.add_column(col, overflow="fold" if folds else "ellipsis", no_wrap=not folds,
                          min_width=16 if col == "subject" else None)
         for f in rep.flags:
@@ -118,11 +131,11 @@ def _table(rep, con) -> None:
             row = [str(f["id"]), f["kind"], escape(f["subject"]), f"[{style}]{f['state']}[/]",
                    f["rule"], when(f["raised_at"])]
             if wide:
+                row.append(escape(_evidence_text(f)))
                 row.append(escape(_first_line(f["advice"])))
             t.add_row(*row)
         con.print(t)
-        if rep.flags_live > len(rep.flags):
-            con.print(f"  ... and {rep.flags_live - len(rep.flags)} more (bounces flags list)")
+        _dead_digest(rep, con)
     else:
         con.print("No live flags.")
 
@@ -186,6 +199,53 @@ def _table(rep, con) -> None:
         t.add_row("[dim](others)[/dim]", f"{rep.others:,}",
                   f"{rep.others / rep.total:.1%}" if rep.total else "", *pad)
     con.print(t)
+
+
+# The evidence numbers worth a table cell (flags.py `flags list` shows the same ones).
+EVIDENCE_KEYS = ("bounces", "domains", "spam", "complaints", "deferrals", "days", "status",
+                 "reason")
+
+
+def _by_kind(by_kind: dict) -> str:
+    """``1 compromised sender, 6 dead recipients``: live flags per kind, most urgent first."""
+    nouns = {"compromised-sender": "compromised sender",
+             "throttled-destination": "throttled destination",
+             "dead-recipient": "dead recipient"}
+    parts = []
+    for kind, n in by_kind.items():
+        total = n["open"] + n["acked"]
+        noun = nouns.get(kind, kind)
+        parts.append(f"{total} {noun}{'' if total == 1 else 's'}")
+    return ", ".join(parts)
+
+
+def _evidence_text(f: dict) -> str:
+    """The flag's numbers, as they stand now when the judge counts more than it stored."""
+    now = f.get("evidence_now")
+    e = now["evidence"] if now else (f.get("evidence") or {})
+    # (A throttled destination's "domains" is its list of domains, not a count.)
+    text = " ".join(f"{k}={e[k]}" for k in EVIDENCE_KEYS
+                    if e.get(k) is not None and not isinstance(e[k], (list, dict)))
+    if now:
+        text += f" (to {now['as_of'][5:16]})"
+    return text
+
+
+def _dead_digest(rep, con) -> None:
+    """The dead recipients not listed: how many, where, and how to get them all."""
+    from rich.markup import escape
+
+    d = rep.dead_recipients
+    rest = d["live"] - d["listed"]
+    if rest <= 0:
+        return
+    where = ", ".join(f"{escape(x['domain'])} {x['count']:,}" for x in d["by_domain"])
+    more = d["domains"] - len(d["by_domain"])
+    where += f", {more:,} more domains" if more > 0 else ""
+    con.print(f"  ... and {rest:,} more dead recipients ({d['live']:,} live, "
+              f"{d['raised_in_period']:,} raised in the period; by domain: {where})")
+    con.print(f"  all of them: {d['list_command']}; as a Postfix access map: "
+              f"{d['export_command']}")
 
 
 def _first_line(advice: str | None) -> str:

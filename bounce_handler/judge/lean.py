@@ -12,8 +12,8 @@ so a flag commits together with the bounce that raised it.  For each event (in i
    links (flag_evidence).
 
 ``bounces flags recompute`` replays history through the very same ``process_event``, with
-the event's ``JUDGE_FIELDS`` read back from its row: nothing the pipe knew and the row does
-not keep.
+every column of the event's row read back (judge/recompute.py): a replay sees what the pipe
+saw, trust and copy links included.
 
 What an event may count for is trust.py's decision (``trust.admits`` here, ``trust.sql`` and
 ``trust.dedup_sql`` in the window queries): a duplicate copy of a failure or a replayed
@@ -57,16 +57,6 @@ from bounce_handler.judge.utc import DAY, HOUR, MINUTE, day_number, micros
 # 100,000 bounces copying itself into flag_evidence.
 SAMPLES = 20
 MAX_EVIDENCE = 100
-
-# The bounce_events columns an event dict needs for process_event: the writers pass the
-# inserted rows (a superset), and `bounces flags recompute` must read back exactly these
-# so that a replay sees what the pipe saw.
-JUDGE_FIELDS = (
-    "id", "occurred_at", "kind", "recipient", "recipient_domain", "status", "reason", "hard",
-    "diagnostic", "remote_mta", "sender", "verified", "verify_reason", "origin",
-    "sender_source", "sasl_verified", "failure_key", "token_key", "duplicate_of", "replay_of",
-)
-
 
 def hook_for_settings(settings):
     """The writer's judge hook: ``judge(conn, events, now)``; None when every rule is off.
@@ -242,9 +232,13 @@ def _dest_where(db: Db, ev: dict, rules, domains, lo, t, strict: bool = False):
 def _subject(db: Db, kind: str, subject: str, mode: str, domains=()) -> Subject:
     """The live flag (if any) and the last clearing time for (kind, subject)."""
     s = Subject(kind, subject, mode, domains=domains, verified=False)
+    # A cleared row without cleared_at is a flag `bounces flags recompute` withdrew (the
+    # rules no longer support it): not live, and no administrator's clearing to count
+    # from either, so it must not take one of the two rows (judge/recompute.py).
     for fid, state, cleared_at, updated_at, verified in db.all(
         "SELECT id, state, cleared_at, updated_at, verified FROM flags "
-        "WHERE kind = ? AND subject = ? ORDER BY id DESC LIMIT 2",
+        "WHERE kind = ? AND subject = ? "
+        "AND (state != 'cleared' OR cleared_at IS NOT NULL) ORDER BY id DESC LIMIT 2",
         (kind, subject),
     ):
         if state != "cleared":

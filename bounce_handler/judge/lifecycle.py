@@ -7,7 +7,9 @@ A flag is raised once per (kind, subject) while it is not cleared (the partial u
 uq_flags_kind_subject_live); new evidence updates it.  Acking says "seen, working on it":
 the flag stays live and keeps collecting evidence.  Clearing says "resolved": the next time
 the condition holds, on bounces that occur after the clearing, a new flag is raised.  Every
-step is a row in flag_events (the audit trail), with who did it.
+step is a row in flag_events (the audit trail), with who did it.  `bounces flags
+recompute` may withdraw a flag the rules no longer support (cleared, with no cleared_at:
+shown as ``withdrawn``; it cannot be acked or cleared) or restore it (judge/recompute.py).
 
 DB-API only (sqlite3 or psycopg, through judge/sql.py), so the CLI and the daemon share it.
 """
@@ -77,6 +79,8 @@ def _iso(value) -> str | None:
 
 def _flag(row) -> dict:
     f = dict(zip(FLAG_COLUMNS, row, strict=True))
+    # Withdrawn by `bounces flags recompute` (judge/recompute.py): cleared, by no one.
+    f["withdrawn"] = f["state"] == "cleared" and f["cleared_at"] is None
     for k in ("raised_at", "updated_at", "acked_at", "cleared_at"):
         f[k] = _iso(f[k])
     # Whether the rule holds on verified evidence alone: only such flags are exported.
@@ -136,10 +140,15 @@ def _step(conn, flag_id: int, action: str, now, actor: str, note: str | None) ->
     db = Db(conn)
     db.run("BEGIN" if db.pg else "BEGIN IMMEDIATE")
     try:
-        row = db.one("SELECT state FROM flags WHERE id = ?", (flag_id,))
+        row = db.one("SELECT state, cleared_at FROM flags WHERE id = ?", (flag_id,))
         if row is None:
             raise FlagError(f"no flag {flag_id}")
         state = row[0]
+        if state == "cleared" and row[1] is None:
+            raise FlagError(
+                f"flag {flag_id} was withdrawn by `bounces flags recompute`: the current "
+                f"[rules] no longer support it (bounces flags show {flag_id})"
+            )
         if state == "cleared":
             raise FlagError(f"flag {flag_id} is already cleared")
         if action == "acked" and state == "acked":

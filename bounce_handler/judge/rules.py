@@ -30,6 +30,10 @@ DEAD = "dead-recipient"
 COMPROMISED = "compromised-sender"
 THROTTLED = "throttled-destination"
 KINDS = (COMPROMISED, DEAD, THROTTLED)
+# Most urgent first: what reports, their JSON and alerts put on top.  A compromised sender
+# is spam leaving under a customer's name right now (reputation, blocklists); a throttled
+# destination delays everyone's mail to a provider; a dead recipient costs one retry.
+SEVERITY = (COMPROMISED, THROTTLED, DEAD)
 
 # The rules, numbered.  The number is what a flag's `rule` column and its audit trail
 # carry; never renumber a rule that has shipped (old flags would then lie), append.

@@ -49,6 +49,16 @@ class Db:
         """All rows."""
         return self.conn.execute(self._sql(sql), params).fetchall()
 
+    def many(self, sql: str, rows) -> None:
+        """Execute once per row of parameters (sqlite3 and psycopg batch it)."""
+        if not rows:
+            return
+        cur = self.conn.cursor()
+        try:
+            cur.executemany(self._sql(sql), rows)
+        finally:
+            cur.close()
+
 
 def marks(n: int) -> str:
     """'?, ?, ?' for an IN list of n values."""

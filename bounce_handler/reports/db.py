@@ -25,6 +25,7 @@ flags = models.Flag.__table__
 flag_events = models.FlagEvent.__table__
 flag_evidence = models.FlagEvidence.__table__
 alert_state = models.AlertState.__table__
+alert_marks = models.AlertMark.__table__
 suppressions = models.Suppression.__table__
 
 LIVE_STATES = ("open", "acked")

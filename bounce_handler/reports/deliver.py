@@ -39,7 +39,7 @@ def sendmail(binary: str, to: str, subject: str, body: str) -> None:
     # RFC 3834 section 5: machine-generated, so vacation responders and other
     # auto-responders do not answer it (and no alert loop can start).
     msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(body)
+    msg.set_content(body, cte=transfer_encoding(body))
     try:
         proc = subprocess.run(
             [binary, "-i", "--", to], input=msg.as_bytes(), capture_output=True,
@@ -56,17 +56,34 @@ def sendmail(binary: str, to: str, subject: str, body: str) -> None:
         )
 
 
-def webhook(url: str, subject: str, body: str, flags: list[dict]) -> None:
+def transfer_encoding(body: str) -> str:
+    """7bit for ASCII text, 8bit for other UTF-8: readable as it is, never quoted-printable.
+
+    email's heuristics pick quoted-printable as soon as a line passes 78 characters (the
+    alert's evidence lines do), which turns every ``=`` into ``=3D`` for anyone reading the
+    raw mail, in a pager or a terminal mail client.  Both encodings only need lines within
+    RFC 5322's 998 octets, which alerts.compose guarantees; Postfix (smtputf8 or 8BITMIME,
+    RFC 6152) relays 8bit as it is.
+    """
+    return "7bit" if body.isascii() else "8bit"
+
+
+def webhook(url: str, subject: str, body: str, flags: list[dict],
+            summary: dict | None = None) -> None:
     """POST the alert as JSON to `url`.
 
-    ``text`` is what Slack/Mattermost-style incoming webhooks show; ``subject`` and
-    ``flags`` are there for anything that wants the structure.
+    ``text`` is what Slack/Mattermost-style incoming webhooks show; ``subject``, ``flags``
+    (those the text shows in full, most urgent first) and ``summary`` (counts of all of
+    them: new by kind, withdrawn, new dead recipients by domain) are there for anything
+    that wants the structure.
     """
     import urllib.error
     import urllib.request
 
-    data = json.dumps({"text": f"{subject}\n\n{body}", "subject": subject, "flags": flags},
-                      default=str).encode()
+    doc = {"text": f"{subject}\n\n{body}", "subject": subject, "flags": flags}
+    if summary is not None:
+        doc["summary"] = summary
+    data = json.dumps(doc, default=str).encode()
     req = urllib.request.Request(
         url, data=data, method="POST",
         headers={"Content-Type": "application/json", "User-Agent": "bounce-handler"},

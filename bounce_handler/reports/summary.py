@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, desc, func, select
+from sqlalchemy import and_, case, desc, func, select
 
 from bounce_handler.reports import GROUPINGS, KINDS, db
 from bounce_handler.reports.period import Period
@@ -94,7 +94,8 @@ class Report:
 
     __slots__ = (
         "period", "by", "top", "kind", "total", "totals", "groups", "others", "group_count",
-        "series", "bucket", "flags", "flags_live", "quarantined",
+        "series", "bucket", "flags", "flags_live", "quarantined", "flags_by_kind",
+        "dead_recipients",
     )
 
     def __init__(self, **kw) -> None:
@@ -112,7 +113,9 @@ class Report:
             "totals": self.totals,
             "quarantined": self.quarantined,
             "flags_live": self.flags_live,
+            "flags_by_kind": self.flags_by_kind,
             "flags": self.flags,
+            "dead_recipients": self.dead_recipients,
             "groups": [g.as_dict() for g in self.groups],
             "others": self.others,
             "series": {
@@ -131,7 +134,8 @@ def _iso(value):
 
 
 def build(conn, period: Period, *, by: str = "reason", top: int = 20, kind: str | None = None,
-          now: datetime | None = None, side=None, provider_of: dict | None = None) -> Report:
+          now: datetime | None = None, side=None, provider_of: dict | None = None,
+          rules=None) -> Report:
     """Run every query of the report over `period` on an open Core connection.
 
     `side`, a second connection to the same store, lets the grouping (the one long scan)
@@ -139,6 +143,8 @@ def build(conn, period: Period, *, by: str = "reason", top: int = 20, kind: str 
     releases the GIL while it steps through an index, so on two cores the report takes
     the time of the longer half rather than the sum.  `provider_of` (domain -> provider,
     the judge's rules.provider_of) lets a yahoo.com row show the flag raised on "yahoo".
+    `rules` (the judge's Rules) lets the windowed flags show their evidence as it stands
+    now (judge/current.py), not only as at their last refresh.
     """
     if by not in GROUPINGS:
         raise ValueError(f"unknown grouping {by!r}")
@@ -185,11 +191,16 @@ def build(conn, period: Period, *, by: str = "reason", top: int = 20, kind: str 
         points = series if step == bucket else _series(conn, period, step, kind)
         groups = [Group(t, n, n / total if total else 0.0, None, None) for t, n in points]
         others = 0
-    flags, live = _live_flags(conn, top)
+    flags, live, by_kind = _live_flags(conn, top)
+    if rules is not None:
+        from bounce_handler.judge import current
+
+        current.attach(conn.connection.driver_connection, flags, rules, limit=URGENT_CAP)
     return Report(
         period=period, by=by, top=top, kind=kind, total=total, totals=totals, groups=groups,
         others=others, series=series, bucket=bucket, flags=flags, flags_live=live,
-        quarantined=_quarantined(conn, period),
+        quarantined=_quarantined(conn, period), flags_by_kind=by_kind,
+        dead_recipients=_dead_digest(conn, period, by_kind, flags),
     )
 
 
@@ -313,27 +324,99 @@ def _attach_flags(conn, by: str, groups: list[Group], provider_of: dict) -> None
             g.flag = found.get(subject_of[g.key].lower())
 
 
-def _live_flags(conn, top: int) -> tuple[list[dict], int]:
-    """The open and acked flags, open ones first, newest first; and how many there are."""
+# Compromised senders and throttled destinations are listed whatever --top says (they are
+# what the administrator must act on now); a storm of this many is cut, and says so.
+URGENT_CAP = 200
+DIGEST_DOMAINS = 10
+
+
+def _live_flags(conn, top: int) -> tuple[list[dict], int, dict]:
+    """The live flags to show, most urgent first; how many are live; counts by kind.
+
+    Order: compromised senders, throttled destinations, dead recipients (judge/rules.py
+    SEVERITY); within a kind, open before acked, newest first.  Every urgent flag is
+    listed (up to URGENT_CAP), dead recipients up to ``top`` (the rest: the digest).
+    """
+    from bounce_handler.judge.rules import DEAD, SEVERITY
+
     fl = db.flags
     live = fl.c.state.in_(db.LIVE_STATES)
-    count = conn.execute(select(func.count()).select_from(fl).where(live)).scalar_one()
-    q = (
-        select(fl.c.id, fl.c.kind, fl.c.subject, fl.c.state, fl.c.rule, fl.c.raised_at,
-               fl.c.updated_at, fl.c.advice)
-        .where(live)
-        .order_by(desc(fl.c.state == "open"), desc(fl.c.raised_at), desc(fl.c.id))
-        .limit(max(top, 1))
-    )
-    rows = [
-        {
-            "id": r.id, "kind": r.kind, "subject": r.subject, "state": r.state,
-            "rule": r.rule, "raised_at": _iso(r.raised_at), "updated_at": _iso(r.updated_at),
-            "advice": r.advice,
-        }
-        for r in conn.execute(q)
-    ]
-    return rows, count
+    by_kind: dict[str, dict[str, int]] = {}
+    for k, state, n in conn.execute(
+        select(fl.c.kind, fl.c.state, func.count()).where(live).group_by(fl.c.kind, fl.c.state)
+    ):
+        by_kind.setdefault(k, {"open": 0, "acked": 0})[state] = n
+    rank = {k: i for i, k in enumerate(SEVERITY)}
+    by_kind = {k: by_kind[k] for k in sorted(by_kind, key=lambda k: rank.get(k, len(rank)))}
+    count = sum(v["open"] + v["acked"] for v in by_kind.values())
+    rows = []
+    for k in by_kind:
+        room = max(top, 1) if k == DEAD else URGENT_CAP
+        for state in db.LIVE_STATES:  # open first; each an index range (kind, state, raised_at)
+            if room <= 0:
+                break
+            q = (
+                select(fl.c.id, fl.c.kind, fl.c.subject, fl.c.state, fl.c.rule,
+                       fl.c.raised_at, fl.c.updated_at, fl.c.advice, fl.c.evidence)
+                .where(fl.c.kind == k, fl.c.state == state)
+                .order_by(desc(fl.c.raised_at), desc(fl.c.id))
+                .limit(room)
+            )
+            got = [
+                {
+                    "id": r.id, "kind": r.kind, "subject": r.subject, "state": r.state,
+                    "rule": r.rule, "raised_at": _iso(r.raised_at),
+                    "updated_at": _iso(r.updated_at), "advice": r.advice,
+                    "evidence": _evidence(r.evidence),
+                }
+                for r in conn.execute(q)
+            ]
+            rows.extend(got)
+            room -= len(got)
+    return rows, count, by_kind
+
+
+def _evidence(text) -> dict:
+    import json
+
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {"unparsed": text}
+    return value if isinstance(value, dict) else {"unparsed": text}
+
+
+def _dead_digest(conn, period: Period, by_kind: dict, flags: list[dict]) -> dict:
+    """The dead recipients in numbers, for the digest under the listed ones.
+
+    How many, by domain, how many raised in the period, how many the report lists, and
+    the commands for all of them.
+    """
+    from bounce_handler.judge.rules import DEAD
+
+    fl = db.flags
+    live = and_(fl.c.state.in_(db.LIVE_STATES), fl.c.kind == DEAD)
+    # Counted in the database, in one pass: a relay can have 300,000 dead recipients.
+    at = (func.strpos if conn.dialect.name == "postgresql" else func.instr)(fl.c.subject, "@")
+    recent = case((_in_period(fl.c.raised_at, period), 1), else_=0)
+    per = select(func.lower(func.substr(fl.c.subject, at + 1)).label("d"),
+                 recent.label("r")).where(live).subquery()
+    rows = conn.execute(select(per.c.d, func.count(), func.sum(per.c.r)).group_by(per.c.d))
+    totals = [(d, n, int(r or 0)) for d, n, r in rows]
+    ranked = sorted(((d, n) for d, n, _ in totals), key=lambda kv: (-kv[1], kv[0]))
+    new = sum(r for _, _, r in totals)
+    counts = by_kind.get(DEAD, {"open": 0, "acked": 0})
+    return {
+        "live": counts["open"] + counts["acked"],
+        "open": counts["open"],
+        "acked": counts["acked"],
+        "raised_in_period": new,
+        "listed": sum(1 for f in flags if f["kind"] == DEAD),
+        "domains": len(ranked),
+        "by_domain": [{"domain": d, "count": n} for d, n in ranked[:DIGEST_DOMAINS]],
+        "list_command": "bounces flags list --kind dead-recipient",
+        "export_command": "bounces export dead-recipients -o /etc/postfix/dead_recipients",
+    }
 
 
 def _quarantined(conn, period: Period) -> int:

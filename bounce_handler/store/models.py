@@ -202,7 +202,10 @@ class Flag(Base):
 
     Lifecycle: open -> acked -> cleared.  At most one flag per (kind, subject) is not
     cleared at a time (a partial unique index), so a flag is raised once, not once per
-    bounce; after clearing, the condition returning raises a new one.
+    bounce; after clearing, the condition returning raises a new one.  A flag that
+    `bounces flags recompute` withdrew (the rules no longer support it) is ``cleared``
+    with ``cleared_at`` NULL: out of the live set, cleared by no one, bounding nothing
+    (judge/recompute.py).
     """
 
     __tablename__ = "flags"
@@ -219,6 +222,9 @@ class Flag(Base):
         # The judge looks up the newest flag for a (kind, subject), cleared ones included
         # (their cleared_at bounds what counts again), on every bounce: judge/lean.py.
         Index("ix_flags_kind_subject", "kind", "subject"),
+        # Reports and alerts: live flags per kind, open first, newest first, and their
+        # counts, without reading a table of 300,000 dead recipients (reports/summary.py).
+        Index("ix_flags_kind_state_raised_at", "kind", "state", "raised_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -237,9 +243,18 @@ class Flag(Base):
 
 
 class FlagEvent(Base):
-    """The audit trail: every raise, update, ack and clear, with the rule and its numbers."""
+    """The audit trail: every raise, update, ack and clear, with the rule and its numbers.
+
+    ``bounces flags recompute`` adds 'recomputed', 'withdrawn' and 'restored' lines (actor
+    ``recompute``).  'raised', 'withdrawn' and 'restored' are a flag's *notices*, what
+    `bounces alert` reports (reports/alerts.py).
+    """
 
     __tablename__ = "flag_events"
+    __table_args__ = (
+        # `bounces alert`: each flag's newest notice, without reading the 'updated' lines.
+        Index("ix_flag_events_action_flag_id", "action", "flag_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     flag_id: Mapped[int] = mapped_column(ForeignKey("flags.id", ondelete="CASCADE"), index=True)
@@ -263,13 +278,35 @@ class FlagEvidence(Base):
 
 
 class AlertState(Base):
-    """Where each alert channel got to, so two cron runs never alert twice."""
+    """One row per alert channel: its lock (two cron runs never alert twice) and last run.
+
+    ``last_flag_event_id`` is the newest notice the channel has reported (informational:
+    what is pending is decided per flag, by ``alert_marks``).
+    """
 
     __tablename__ = "alert_state"
 
     channel: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_flag_event_id: Mapped[int] = mapped_column(Integer, default=0)
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class AlertMark(Base):
+    """Which notice of a flag a channel has reported: the flag_events id of the newest one.
+
+    A flag is pending for a channel while it has a notice (raised, withdrawn, restored)
+    with a higher id than its mark, or no mark at all; so nothing depends on the order in
+    which flag_events ids were handed out or committed (reports/alerts.py).
+    """
+
+    __tablename__ = "alert_marks"
+
+    channel: Mapped[str] = mapped_column(String(64), primary_key=True)
+    flag_id: Mapped[int] = mapped_column(
+        ForeignKey("flags.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    flag_event_id: Mapped[int] = mapped_column(Integer)
+    alerted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Suppression(Base):

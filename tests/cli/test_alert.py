@@ -71,7 +71,8 @@ def test_sendmail_alert_goes_once_and_only_once(populated, tmp_path):
     assert argv == "-i -- postmaster@ops.example"
     assert msg["To"] == "postmaster@ops.example"
     assert msg["Auto-Submitted"] == "auto-generated"
-    assert "8 new flags" in msg["Subject"]
+    # Short enough never to be folded; the count of each kind, the most urgent first.
+    assert msg["Subject"] == "[bounce-handler] test-relay: 1 compromised, 1 throttled, 6 dead"
     body = msg.get_payload(decode=True).decode()
     assert f"compromised-sender: {SPAMMER}" in body and "rule R3" in body
     assert all(f"dead-recipient: {a}" in body for a in DEAD)
@@ -128,7 +129,8 @@ def test_stdout_channel_and_dry_run(populated):
     proc = populated.bounces("alert", "--via", "stdout")
     assert proc.returncode == 2
     out = proc.stdout.decode()
-    assert out.startswith("Subject: [bounce-handler] 8 new flags on test-relay")
+    assert out.startswith("Subject: [bounce-handler] test-relay: 1 compromised, 1 throttled, "
+                          "6 dead\n\nbounce-handler on test-relay raised 8 flags")
     assert "Live flags now: compromised-sender: 1 open, 0 acked" in out
     again = populated.bounces("alert", "--via", "stdout")
     assert again.returncode == 1 and again.stdout == b""
@@ -187,7 +189,9 @@ def test_webhook_channel(populated, webhook_sink):
     path, ctype, body = sink.posts[-1]
     assert path == "/hooks/bounces" and ctype == "application/json"
     doc = json.loads(body)
-    assert len(doc["flags"]) == 8 and "8 new flags" in doc["text"]
+    assert len(doc["flags"]) == 8 and "raised 8 flags since the last alert" in doc["text"]
+    assert [f["kind"] for f in doc["flags"]][:2] == ["compromised-sender",
+                                                    "throttled-destination"]
     assert populated.bounces("alert", "--via", "webhook").returncode == 1
     assert len(sink.posts) == 2
 

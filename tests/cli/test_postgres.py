@@ -69,6 +69,12 @@ def test_report_alert_export_on_postgresql(pg_store, populated):
         assert [(g["key"], g["count"]) for g in a["groups"]] == [
             (g["key"], g["count"]) for g in b["groups"]]
         assert a["totals"] == b["totals"] and a["flags_live"] == b["flags_live"] == 8
+        # Severity order, the digest and the windowed evidence as it stands now, alike.
+        assert [(f["kind"], f["subject"], f["evidence"], f["evidence_now"])
+                for f in a["flags"]] == [(f["kind"], f["subject"], f["evidence"],
+                                          f["evidence_now"]) for f in b["flags"]]
+        assert a["flags"][0]["kind"] == "compromised-sender"
+        assert a["dead_recipients"] == b["dead_recipients"]
     table = pg_store.bounces("report", "--by", "sender")
     assert table.returncode == 0 and b"Live flags: 8" in table.stdout
 

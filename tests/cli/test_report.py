@@ -137,8 +137,12 @@ def test_top_n_keeps_the_busiest_and_counts_the_rest(populated):
     doc = report(populated, "--since", "7d", "--by", "sender", "--top", "1")
     assert groups(doc) == {SPAMMER: len(DEAD)}
     assert doc["others"] == ALL - len(DEAD)
-    assert len(doc["flags"]) == 1  # --top applies to the flags on top, too
+    # --top applies to the dead recipients on top; the urgent kinds are always all there.
+    assert [f["kind"] for f in doc["flags"]] == [
+        "compromised-sender", "throttled-destination", "dead-recipient"]
     assert doc["flags_live"] == 8
+    assert doc["dead_recipients"]["live"] == len(DEAD)
+    assert doc["dead_recipients"]["listed"] == 1
 
 
 def test_groups_carry_their_live_flag(populated):
@@ -162,15 +166,20 @@ def test_kind_filter(populated):
     assert list(doc["totals"]) == ["delay"]
 
 
-def test_live_flags_are_listed_open_first_newest_first(populated):
+def test_live_flags_are_listed_by_severity_then_open_first_newest_first(populated):
     populated.bounces("flags", "ack", "1")
     doc = report(populated)
-    states = [f["state"] for f in doc["flags"]]
-    assert states == sorted(states, key=lambda s: s != "open")
-    assert {f["kind"] for f in doc["flags"]} == {
-        "dead-recipient", "compromised-sender", "throttled-destination"}
-    opened = [f["raised_at"] for f in doc["flags"] if f["state"] == "open"]
+    kinds = [f["kind"] for f in doc["flags"]]
+    assert kinds == ["compromised-sender", "throttled-destination"] + ["dead-recipient"] * 6
+    dead = [f for f in doc["flags"] if f["kind"] == "dead-recipient"]
+    states = [f["state"] for f in dead]
+    assert states == ["open"] * 5 + ["acked"]
+    opened = [f["raised_at"] for f in dead if f["state"] == "open"]
     assert opened == sorted(opened, reverse=True)
+    assert doc["flags_by_kind"] == {"compromised-sender": {"open": 1, "acked": 0},
+                                    "throttled-destination": {"open": 1, "acked": 0},
+                                    "dead-recipient": {"open": 5, "acked": 1}}
+    assert list(doc["flags_by_kind"]) == kinds[:2] + ["dead-recipient"]
 
 
 def test_series_is_hourly_for_a_day(populated):

@@ -77,7 +77,7 @@ def test_recompute_prints_counts_and_rebuilds(store):
     conn.close()
     rc, stdout, stderr = bounces(store, "flags", "recompute")
     assert rc == 0, stderr
-    assert "replayed 7 bounce events" in stdout and "raised 2" in stdout
+    assert "replayed 7 bounce events" in stdout and "2 new" in stdout
     assert len(json.loads(store.bounces("flags", "list", "--format", "json").stdout)) == 2
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bounce_handler.judge.recompute import recompute
+from bounce_handler.judge.rules import parse
 from bounce_handler.judge.utc import as_datetime
 from tests.judge.conftest import PgStream
 from tests.judge.test_recompute import history
@@ -46,9 +47,21 @@ def test_postgres_gives_the_same_flags_as_sqlite_and_recompute_agrees(pg_stream,
     on_pg = snapshot(pg_stream)
     assert len(on_pg[0]) > 20
     assert on_pg == snapshot(stream)
+    ids = pg_stream.query("SELECT id, kind, subject, state FROM flags ORDER BY id")
     stats = recompute(pg_stream.conn, pg_stream.rules)
-    assert stats["dropped"] == stats["raised"] == len(on_pg[0])
+    assert stats["kept"] == len(on_pg[0]) and stats["raised"] == stats["withdrawn"] == 0
     assert snapshot(pg_stream) == on_pg
+    assert pg_stream.query("SELECT id, kind, subject, state FROM flags ORDER BY id") == ids
+    # A rule change withdraws flags (same ids, out of the live set); undone, restores them.
+    stats = recompute(pg_stream.conn, parse({"throttled_destination": {"enabled": False}}))
+    gone = [i for i, kind, _, _ in ids if kind == "throttled-destination"]
+    assert gone and stats["withdrawn_ids"] == gone
+    assert pg_stream.query("SELECT DISTINCT state, cleared_at FROM flags WHERE kind = "
+                           "'throttled-destination'") == [("cleared", None)]
+    stats = recompute(pg_stream.conn, pg_stream.rules)
+    assert stats["restored_ids"] == gone
+    assert snapshot(pg_stream) == on_pg
+    assert pg_stream.query("SELECT id, kind, subject, state FROM flags ORDER BY id") == ids
 
 
 def test_lifecycle_on_postgres(pg_stream):
