@@ -154,13 +154,20 @@ def test_bounce_text_cannot_add_headers_or_reach_the_terminal(store, tmp_path):
 
 
 def test_header_injection_through_a_flag_subject(store, tmp_path):
-    """Even a flag subject with CR/LF (not something the parser lets through today) stays
-    in the body: the subject line is made of counts and the relay's name only."""
+    """Even a flag subject with CR/LF stays in the body: the subject line is made of counts
+    and the relay's name only.  Neither the parser nor the judge lets such a subject through
+    (trust.py raises flags on complete addresses only), so the flag is written by hand, as a
+    row a future bug or an older version could have left."""
     binary, box = fake_sendmail(tmp_path)
     configure(store, binary)
     s = Stream(store.db)
     evil = "a@example.net\r\nBcc: victim@example.org\r\nSubject: hi"
-    s.bounce(T0, evil)
+    at = T0.strftime("%Y-%m-%d %H:%M:%S.%f")
+    s.conn.execute("INSERT INTO flags (kind, subject, state, rule, raised_at, updated_at, "
+                   "evidence, verified) VALUES ('dead-recipient', ?, 'open', 'R1', ?, ?, "
+                   "'{}', 1)", (evil, at, at))
+    s.conn.execute("INSERT INTO flag_events (flag_id, at, action, actor, detail) "
+                   "VALUES (last_insert_rowid(), ?, 'raised', 'judge', '{}')", (at,))
     s.close()
     assert store.bounces("alert").returncode == 2
     (raw,) = raw_mails(box)
