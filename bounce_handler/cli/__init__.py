@@ -9,7 +9,8 @@ every verb has one.  Only the verb being run is imported, and verbs import their
 dependencies inside ``run``, so that `bounces parse` and `bounces --help` start quickly.
 
 Errors: verbs raise ``BounceHandlerError`` (or a subclass); this module prints its message
-as one line on stderr and exits with its code.  Anything else is a bug: printed with a
+as one line on stderr (through ``reports.render.visible``: a message may quote a value from
+a bounce) and exits with its code.  Anything else is a bug: printed with a
 traceback and exit 70 (EX_SOFTWARE).
 """
 
@@ -114,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_mod.load(args.config)
         return int(args.func(args, settings) or 0)
     except settings_mod.ConfigError as e:
-        print(f"bounces: {e}", file=sys.stderr)
+        _error(e)
         return 78  # EX_CONFIG
     except BounceHandlerError as e:
-        print(f"bounces: {e}", file=sys.stderr)
+        _error(e)
         return e.exit_code
     except KeyboardInterrupt:
         return 130
@@ -129,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
 
         traceback.print_exc()
         return EX_SOFTWARE
+
+
+def _error(e: BaseException) -> None:
+    from bounce_handler.reports.render import visible
+
+    print(f"bounces: {visible(str(e))}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -167,15 +167,16 @@ def _decode(args, settings) -> int:
     given = args.address
     extension = verp.split_address(given, settings) if "@" in given else given
     result = verp.decode(extension, settings, time.time())
-    if args.format == "json":
-        import json
+    from bounce_handler.reports.render import json_text, visible
 
+    if args.format == "json":
         out = {k: getattr(result, k) for k in ("recipient", "sender", "verified", "reason")}
         out["token"] = result.token
-        print(json.dumps(out, ensure_ascii=False))
+        print(json_text(out, indent=None))
     else:
+        # The address may come from a bounce: its parts are shown, not obeyed.
         state = "verified" if result.verified else f"NOT verified ({result.reason})"
-        print(f"recipient: {result.recipient or '-'}")
-        print(f"sender:    {result.sender or '-'}")
-        print(f"status:    {state}")
+        print(f"recipient: {visible(result.recipient or '-')}")
+        print(f"sender:    {visible(result.sender or '-')}")
+        print(f"status:    {visible(state)}")
     return 0 if result.verified else 1
