@@ -135,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
 def _error(e: BaseException) -> None:
     from bounce_handler.reports.render import visible
 
-    print(f"bounces: {visible(str(e))}", file=sys.stderr)
+    # One line: a driver's multi-line message joined, anything else shown, not obeyed.
+    text = "; ".join(ln.strip() for ln in str(e).split("\n") if ln.strip())
+    print(f"bounces: {visible(text)}", file=sys.stderr)
 
 
 if __name__ == "__main__":
