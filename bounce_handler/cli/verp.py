@@ -7,7 +7,7 @@ retired key once [verp] max_age_days have passed since the rotation.
 
 `encode` prints the signed return-path address to send with (the recipient is dropped,
 with a warning, when both do not fit RFC 5321's 64-octet local part; --strict refuses
-instead).  `decode` takes a bounce address (or just the part after "bounces+") and exits
+instead); given several recipients, one address per line, in their order.  `decode` takes a bounce address (or just the part after "bounces+") and exits
 0 when its token verifies, 1 when it does not (reason: unsigned, bad-tag, expired,
 unknown-key, malformed, no-token).
 
@@ -15,6 +15,7 @@ Examples:
     bounces verp keygen --group nogroup
     bounces verp keygen --rotate
     bounces verp encode alice@example.com --sender newsletter
+    bounces verp encode alice@example.com bob@example.org --sender news@corp.example
     bounces verp encode --sender news@corp.example
     bounces verp decode --format json \
         'bounces+.a2kq4d7fxnewsletter==alice=example.com@relay.example'
@@ -42,7 +43,8 @@ def register(sub) -> None:
     kg.add_argument("--group", help="group owning the file (the pipe user's group)")
     kg.add_argument("--file", help="key file (default: [verp] key_file)")
     enc = actions.add_parser("encode", help="print a signed return-path address")
-    enc.add_argument("recipient", nargs="?", help="original recipient (omit: per-sender)")
+    enc.add_argument("recipients", nargs="*", metavar="RECIPIENT",
+                     help="original recipient(s) (none: a per-sender address)")
     enc.add_argument("--sender", required=True, help="local sender identity")
     enc.add_argument("--strict", action="store_true", help="fail rather than drop recipient")
     dec = actions.add_parser("decode", help="decode and verify a bounce address")
@@ -146,16 +148,17 @@ def _encode(args, settings) -> int:
     from bounce_handler import verp
 
     now = time.time()
-    address = verp.encode(args.recipient, args.sender, settings, now, fallback=not args.strict)
-    if args.recipient:
-        back = verp.decode(verp.split_address(address, settings), settings, now)
-        if back.recipient is None:
-            print(
-                "bounces verp: warning: sender and recipient do not fit the 64-octet local "
-                "part; this address carries the sender only",
-                file=sys.stderr,
-            )
-    print(address)
+    for recipient in args.recipients or [None]:
+        address = verp.encode(recipient, args.sender, settings, now, fallback=not args.strict)
+        if recipient:
+            back = verp.decode(verp.split_address(address, settings), settings, now)
+            if back.recipient is None:
+                print(
+                    f"bounces verp: warning: sender and recipient {recipient} do not fit the "
+                    "64-octet local part; this address carries the sender only",
+                    file=sys.stderr,
+                )
+        print(address)
     return 0
 
 
