@@ -1,4 +1,4 @@
-"""Create or upgrade the store's schema, and show where it is.
+r"""Create or upgrade the store's schema, and show where it is.
 
 The schema is owned by the alembic migrations shipped with the package; run this after
 every upgrade of bounce-handler (the pipe exits 75, and Postfix keeps the bounces queued,

@@ -27,10 +27,12 @@ KINDS = ("compromised-sender", "dead-recipient", "throttled-destination")
 
 
 def print(*values, **kw) -> None:  # noqa: A001 - on purpose: every print below goes through it
-    """``print`` for this verb: each line it writes quotes the store (subjects, evidence,
-    advice, recipients), i.e. text from bounces, so every value goes through
-    ``render.visible`` (control characters shown as escapes, never sent to the terminal).
-    JSON output is unchanged by it: ``json.dumps`` escapes everything non-ASCII here.
+    """``print`` for this verb, through ``render.visible``.
+
+    Each line it writes quotes the store (subjects, evidence, advice, recipients), i.e.
+    text from bounces: control characters are shown as escapes, never sent to the
+    terminal.  JSON output is unchanged by it: ``json.dumps`` escapes everything
+    non-ASCII here.
     """
     from bounce_handler.reports.render import visible
 

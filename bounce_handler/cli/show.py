@@ -1,4 +1,4 @@
-"""Show one bounce: its parsed fields, the flags it contributed to, and the kept message.
+r"""Show one bounce: its parsed fields, the flags it contributed to, and the kept message.
 
 ID is a bounce event id (`bounces flags show` lists a flag's evidence by event id); with
 --message it is a message id instead (every message has one, including quarantined ones,

@@ -7,8 +7,9 @@ retired key once [verp] max_age_days have passed since the rotation.
 
 `encode` prints the signed return-path address to send with (the recipient is dropped,
 with a warning, when both do not fit RFC 5321's 64-octet local part; --strict refuses
-instead); given several recipients, one address per line, in their order.  `decode` takes a bounce address (or just the part after "bounces+") and exits
-0 when its token verifies, 1 when it does not (reason: unsigned, bad-tag, expired,
+instead); given several recipients, one address per line, in their order.  `decode`
+takes a bounce address (or just the part after "bounces+") and exits 0 when its token
+verifies, 1 when it does not (reason: unsigned, bad-tag, expired,
 unknown-key, malformed, no-token).
 
 Examples:

@@ -192,14 +192,18 @@ def csv_value(cell: str) -> str:
 
 
 def csv_writer(file):
-    """A csv.writer that quotes every text cell (OWASP: a quoted cell stays one cell even
-    where a spreadsheet splits on ';'); rows must go through ``csv_cell``."""
+    """A csv.writer that quotes every text cell; rows must go through ``csv_cell``.
+
+    OWASP: a quoted cell stays one cell even where a spreadsheet splits on ';'.
+    """
     return csv.writer(file, quoting=csv.QUOTE_NONNUMERIC)
 
 
 def csv_text(header: list[str], rows) -> str:
-    """RFC 4180 CSV with a header row (CRLF line ends, as the RFC and spreadsheets expect),
-    every cell through ``csv_cell``."""
+    """RFC 4180 CSV with a header row, every cell through ``csv_cell``.
+
+    CRLF line ends, as the RFC and spreadsheets expect.
+    """
     import io
 
     buf = io.StringIO()
