@@ -7,7 +7,8 @@ result.  PATH is a message file, a directory (walked, sorted), an mbox file (spl
 Formats:
   jsonl  one JSON object per message (default; a stable, public shape):
          {"source", "index", "kind", "recipients": [{"address", "action", "status",
-          "reason", "hard", "diagnostic", "remote_mta", "detector"}],
+          "reason", "hard", "diagnostic", "remote_mta", "detector", "reply_code",
+          "phase"}],
           "original": {"sender", "message_id", "from", "subject", "sasl_login"},
           "error"}
   json   the same objects as one JSON array
@@ -32,7 +33,7 @@ from bounce_handler.cli import verb_parser
 
 FORMATS = ("jsonl", "json", "table")
 RECIPIENT_KEYS = ("address", "action", "status", "reason", "hard", "diagnostic",
-                  "remote_mta", "detector")
+                  "remote_mta", "detector", "reply_code", "phase")
 ORIGINAL_KEYS = ("sender", "message_id", "from", "subject", "sasl_login")
 
 # An mbox "From " separator: "From sender@example.com Tue Nov 24 10:00:00 2026"

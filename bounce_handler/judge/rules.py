@@ -23,6 +23,7 @@ typing, no json.
 
 from __future__ import annotations
 
+from bounce_handler import classify
 from bounce_handler.settings import ConfigError
 
 DEAD = "dead-recipient"
@@ -52,36 +53,15 @@ RULES = (
 )
 RULE_KIND = {number: kind for number, kind, _ in RULES}
 
-# Reasons (Sisimai's vocabulary, as classify.py gives them) that say the *sender*, the
-# relay or this one message was refused, not that the mailbox is gone: a blocklisted relay
-# IP gets "550 5.7.1" for every recipient at that provider, and none of those mailboxes is
-# dead.  Remote-side trouble (expired, networkerror, systemfull...) stays countable: a
-# domain whose MX has been unreachable for weeks is as dead as a deleted mailbox.
-SENDER_SIDE = [
-    "blocked",
-    "spamdetected",
-    "virusdetected",
-    "badreputation",
-    "authfailure",
-    "ratelimited",
-    "toomanyconn",
-    "speeding",
-    "policyviolation",
-    "securityerror",
-    "contenterror",
-    "norelaying",
-    "requireptr",
-    "notcompliantrfc",
-    "rejected",
-    "mesgtoobig",
-    "exceedlimit",
-    "syntaxerror",
-    "failedstarttls",
-    "onhold",
-    "feedback",
-    "vacation",
-    "delivered",
-]
+# What can make a recipient dead is decided in one place, classify.REASON_TABLE (and
+# docs/reasons.md, generated from it): the reasons that say the *sender*, the relay or
+# this one message was refused, not that the mailbox is gone, never count (a blocklisted
+# relay IP gets "550 5.7.1" for every recipient at that provider, and none of those
+# mailboxes is dead); remote-side trouble (expired, networkerror, systemfull...) stays
+# countable: a domain whose MX has been unreachable for weeks is as dead as a deleted
+# mailbox.  A configuration may still list its own.
+SENDER_SIDE = list(classify.SENDER_SIDE)
+HARD_REASONS = [r for r in classify.REASONS if r in classify.HARD_REASONS]
 
 # section -> key -> (type, default, why).  ``list`` means a list of strings; ``dict`` a
 # table of string -> list of strings.
@@ -97,9 +77,11 @@ OPTIONS: dict[str, dict[str, tuple[type, object, str]]] = {
         ),
         "hard_reasons": (
             list,
-            ["userunknown", "hostunknown", "hasmoved"],
+            HARD_REASONS,
             "R1: reasons that mean the address does not exist (no such user, no such "
-            "domain or a null MX, the user has moved). One such hard bounce is enough, "
+            "domain, a domain accepting no mail such as a null MX, the user has moved). "
+            "Classify calls a bounce hard only for these and a permanent failure. "
+            "One such hard bounce is enough, "
             "like Mailman's and listmonk's 'hard' bounce actions: retrying costs "
             "reputation (Gmail and Yahoo count attempts to unknown users).",
         ),

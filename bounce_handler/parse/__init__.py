@@ -25,7 +25,7 @@ from bounce_handler.parse.base import Sniff, clean_address, find_address, one_li
 from bounce_handler.parse.mime import Part, decode_words, parse_message
 from bounce_handler.parse.model import Original, ParseResult, Recipient
 from bounce_handler.parse.registry import NAMES, detector
-from bounce_handler.parse.scan import find_remote, find_reply, find_sasl
+from bounce_handler.parse.scan import find_remote, find_sasl
 
 __all__ = ["parse", "ParseResult", "Recipient", "Original"]
 
@@ -81,16 +81,13 @@ def _classified(r: Recipient, detector: str, kind: str | None) -> Recipient:
     if kind == "complaint":
         return r.replace(reason="feedback", hard=None, detector=detector, action=None)
     diag = r.diagnostic
-    reply = r.reply_code
-    if not reply and diag:
-        reply = find_reply(diag[:60])
-    status, reason, hard = _classify.classify(r.status, diag, r.action, reply)
+    v = _classify.decide(r.status, diag, r.action, r.reply_code, r.phase)
     remote = r.remote_mta
     if not remote and diag:
         remote = find_remote(diag)
     return r.replace(
-        status=status, reason=reason, hard=hard, detector=detector, reply_code=reply,
-        remote_mta=remote,
+        status=v.status, reason=v.reason, hard=v.hard, detector=detector,
+        reply_code=v.reply_code, remote_mta=remote, action=v.action, phase=v.phase,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from bounce_handler.parse.lazyre import I, LazyPattern, M, lazy
 from bounce_handler.parse.mime import Part, decode_words
 from bounce_handler.parse.model import Recipient
-from bounce_handler.parse.scan import collapse_ws, find_angle, odd_dots
+from bounce_handler.parse.scan import collapse_ws, find_angle, find_reply, find_status, odd_dots
 
 # An address as bounces print it: local@domain, UTF-8 allowed on both sides (RFC 6531).
 # Bounded repeats (RFC 5321 §4.5.3.1: local part 64, labels 63; VERP tokens run longer):
@@ -507,6 +507,11 @@ def address_paragraphs(
                 # "User's mailbox is full: <a@b>", "Delivery failed 20 attempts: a@b":
                 # the reason comes before the address.
                 rest = head
+            elif head and (find_status(head) or find_reply(head)):
+                # "550 5.7.0 <a@b>: Recipient address rejected: ..." (DragonFly dma,
+                # Sendmail's "<<< 550 5.1.1 <a@b>... User unknown"): the codes stand
+                # before the address and belong to the reason.
+                rest = (head + " " + rest) if rest else head
             diag = [rest] if rest else []
         elif cur and stripped:
             diag.append(stripped)

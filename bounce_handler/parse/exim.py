@@ -26,6 +26,7 @@ from bounce_handler.parse.base import (
     Sniff,
     clean_address,
     failed_header,
+    one_line,
     rcpt,
     usable_address,
 )
@@ -63,9 +64,21 @@ class Exim(TextBounce):
         X-Failed-Recipients header names the address the sender used for each.
         """
         found = TextBounce.recipients(self, msg, s, section, action)
+        items = _items(section)
+        # An item's explanation is the lines indented under its head, up to the next
+        # head; the generic address paragraphs run on until the next line that holds an
+        # address, which swallows a following "save to ..." or bare-local-part item (and
+        # its "mailbox is full") into this one's reason.
+        said = {}
+        for head, words in items:
+            address = clean_address(head) if ADDRESS.search(head) else None
+            if address and words:
+                said.setdefault(address.lower(), words)
+        found = [r.replace(diagnostic=one_line(said[r.address.lower()]))
+                 if r.address.lower() in said else r for r in found]
         named = {r.address.lower() for r in found}
         spare = [a for a in failed_header(s) if a.lower() not in named]
-        for head, words in _items(section):
+        for head, words in items:
             if not spare:
                 break
             if ADDRESS.search(head) and usable_address(clean_address(head)):

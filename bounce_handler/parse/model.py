@@ -82,6 +82,8 @@ class Recipient(_Record):
     action            RFC 3464 Action: failed, delayed, delivered, relayed, expanded
     status            RFC 3463 enhanced status "X.Y.Z" (from the DSN, or inferred)
     reply_code        the SMTP reply code ("550") when one is seen
+    phase             the SMTP phase the reply answered (scan.PHASES: connect, helo, mail,
+                      rcpt, data) when the notice says; set by detectors or classify
     reason            Sisimai vocabulary (classify.REASONS); set by classify only
     hard              True: the address itself is permanently bad; False: any other
                       failure; None: not a failure (delay, delivery, complaint)
@@ -102,6 +104,7 @@ class Recipient(_Record):
         "remote_mta",
         "detector",
         "final_address",
+        "phase",
     )
     _defaults = {"action": "failed"}
 

@@ -24,6 +24,7 @@ NAMES = (
     "mdn",
     "autoreply",
     # MTAs and providers, by their own wording.
+    "googlegroups",
     "postfix_transcript",
     "postfix",
     "zoho",

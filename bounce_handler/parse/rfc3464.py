@@ -38,7 +38,7 @@ from bounce_handler.parse.base import (
 )
 from bounce_handler.parse.lazyre import lazy
 from bounce_handler.parse.mime import Part, parse_headers
-from bounce_handler.parse.scan import split_blank
+from bounce_handler.parse.scan import collapse_ws, find_phase, last_command, split_blank
 
 _DS_TYPES = ("message/delivery-status", "message/global-delivery-status")
 _ORIGINAL_TYPES = (
@@ -50,6 +50,10 @@ _XTEXT = lazy(r"\+([0-9A-F]{2})")
 _RECIPIENT_FIELDS = ("final-recipient", "original-recipient")
 # Fields that open a report's field blocks (the per-message one or a recipient's).
 _FIELDS_START = ("reporting-mta", "original-envelope-id", "final-recipient", "original-recipient")
+# Recipients completed from the notice text (each lookup is a scan of it), and the lines
+# of one multi-line reply read (RFC 5321 sets no limit; real ones have a few).
+_NOTICE_LOOKUPS = 50
+_REPLY_LINES = 30
 
 
 def _unescape(m) -> str:
@@ -173,6 +177,89 @@ def _raw_groups(s: Sniff) -> tuple:
     return per_message, [f for f in rcpts if "action" in f or "status" in f]
 
 
+def _diagnostic(value: str | None) -> str | None:
+    """Diagnostic-Code's text; the type is kept when it is not "smtp" (RFC 3464 §2.3.6).
+
+    "X-Unix; 255" (Sendmail's prog mailer exit code) says a local program failed, which
+    the bare "255" does not; "smtp;" adds nothing to a reply.
+    """
+    if not value:
+        return None
+    kind, sep, rest = value.partition(";")
+    if not sep:
+        return value.strip() or None
+    if kind.strip().lower() in ("smtp", "x-smtp", "x-postfix", "x-local") or not rest.strip():
+        return rest.strip() or None
+    return f"{kind.strip()}; {rest.strip()}"
+
+
+def _from_notice(recipients: list, s: Sniff) -> list:
+    """Complete each recipient's reply and SMTP phase from the notice's human-readable part.
+
+    Postfix's Diagnostic-Code is the bare reply; its text part adds "(in reply to RCPT TO
+    command)".  Courier's text has ">>> DATA" / "<<< 550 Unknown user" beside
+    "Diagnostic-Code: smtp; 550 Unknown user".  Sendmail copies only the first line of a
+    multi-line reply into Diagnostic-Code ("552-5.7.0 This message was blocked because its
+    content presents a potential"); its transcript has the rest.  Only the first
+    _NOTICE_LOOKUPS recipients, bounded windows, and no re (a standard DSN never loads it).
+    """
+    text = s.text
+    low = s.lower
+    out = []
+    looked = 0
+    for r in recipients:
+        diag = r.diagnostic or ""
+        if looked >= _NOTICE_LOOKUPS or (r.phase is not None and not _continued(diag)):
+            out.append(r)
+            continue
+        looked += 1
+        at = -1
+        if _continued(diag):
+            at, diag = _whole_reply(text, diag)
+        said = r.phase or find_phase(collapse_ws(diag).lower())
+        if said is None and at >= 0:
+            # A transcript: the command sent last before the reply is the one it answered.
+            said = last_command(low[max(0, at - 400) : at])
+        if said is None:
+            i = low.find(r.address.lower())
+            if i >= 0:
+                end = low.find("\n\n", i, i + 1000)
+                said = find_phase(collapse_ws(low[i : end if end >= 0 else i + 1000]))
+        if said or diag != (r.diagnostic or ""):
+            r = r.replace(phase=said, diagnostic=one_line(diag) if diag else r.diagnostic)
+        out.append(r)
+    return out
+
+
+def _continued(diag: str) -> bool:
+    """Whether a diagnostic is the first line of a multi-line reply ("552-5.7.0 ...")."""
+    return len(diag) > 4 and diag[3] == "-" and diag[:3].isdigit() and diag[0] in "45"
+
+
+def _whole_reply(text: str, first: str) -> tuple:
+    """(where the reply starts in text, the reply with its continuation lines) or (-1, first).
+
+    Looks for the first line as a transcript prints it ("<<< 552-5.7.0 ...") and takes the
+    lines after it while they carry the same code ("552-" continues, "552 " ends).
+    """
+    head = first[:60]
+    at = text.find("<<< " + head)
+    if at < 0:
+        return -1, first
+    code = first[:3]
+    lines = []
+    for line in text[at : at + 4000].split("\n")[:_REPLY_LINES]:
+        line = line.strip()
+        if line.startswith("<<< "):
+            line = line[4:].lstrip()
+        if not (line.startswith(code + "-") or line.startswith(code + " ")):
+            break
+        lines.append(line)
+        if line[3] == " ":
+            break
+    return at, (" ".join(lines) if lines else first)
+
+
 class RFC3464:
     """Standard DSNs: the per-recipient groups of the delivery-status part."""
 
@@ -233,7 +320,7 @@ class RFC3464:
             if key in seen:
                 continue
             seen.add(key)
-            diag = _typed(f.get("diagnostic-code"))
+            diag = _diagnostic(f.get("diagnostic-code"))
             if not diag and status and "(" in status:
                 diag = status  # "Status: 5.0.0 (recipient reached disk quota)" (iPlanet)
             r = rcpt(
@@ -257,6 +344,7 @@ class RFC3464:
         recipients = [r.replace(action="failed") if r.action == "delayed"
                       and not still_retrying(True, "", r.diagnostic or "") else r
                       for r in recipients]
+        recipients = _from_notice(recipients, s)
         return Hit(
             recipients,
             reporting_mta=_typed(per_message.get("reporting-mta")),

@@ -140,8 +140,14 @@ def find_status(text: str) -> str | None:
 
     An RFC 3463 status code not inside a longer dotted number (an IP address, a version).
     """
+    span = status_span(text)
+    return text[span[0] : span[1]] if span else None
+
+
+def status_span(text: str, start: int = 0) -> tuple | None:
+    """(start, end) of find_status's match in text[start:] (as ``re``'s ``search(text, start)``)."""
     n = len(text)
-    j = text.find(".", 1)
+    j = text.find(".", start + 1)
     while j >= 0:
         i = j - 1
         if text[i] in "245" and (i == 0 or not (text[i - 1].isdecimal() or text[i - 1] == ".")):
@@ -155,7 +161,7 @@ def find_status(text: str) -> str | None:
                 while d < n and d - c < 4 and text[d].isdecimal():
                     d += 1
                 if 1 <= d - c <= 3 and (d == n or text[d] != "."):
-                    return text[i:d]
+                    return i, d
         j = text.find(".", j + 1)
     return None
 
@@ -177,6 +183,79 @@ def find_reply(text: str) -> str | None:
             if e == n or text[e] in " -" or (e == n - 1 and text[e] == "\n"):
                 return text[i:e]
     return None
+
+
+# What stands right before a reply code that is not at the start of a diagnostic:
+# "host x[ip] said: 550 …", "failed with: 550 …", "<a@b> 550 …", "<<< 550 …".
+# "(expanded from: a@b) 554 Too many hops" (Sendmail); not "; ": "X-Unix; 255" is a
+# program's exit status, not a reply.
+_REPLY_LEAD = (": ", "> ", "<<< ", "said ", ") ")
+
+
+def find_reply_code(text: str) -> str | None:
+    """The reply code (RFC 5321 §4.2) a diagnostic reports, wherever it stands.
+
+    A find_reply candidate counts at the very start (a comma may follow it there), when an
+    enhanced status follows it ("… [192.0.2.1]: 554 5.7.0 …") or after what introduces a
+    reply ("said: 550", "failed with: 550", "<a@b> 550", "<<< 550", "(...) 554"); a number
+    in prose ("in 840 minutes") does not.  Linear: one pass, constant work per position.
+    """
+    n = len(text)
+    for i in range(n - 2):
+        if (
+            text[i] in "245"
+            and text[i + 1] in _DIGITS
+            and text[i + 2] in _DIGITS
+            and (i == 0 or not (text[i - 1].isdecimal() or text[i - 1] in ".#-"))
+        ):
+            e = i + 3
+            if i == 0 and (e == n or text[e] in " -\n,"):
+                return text[:3]  # Zoho writes "421, ERROR_CODE :, Host not reachable."
+            if e != n and text[e] not in " -" and text[e] != "\n":
+                continue
+            # An enhanced status right after it (the slice keeps this check constant-time).
+            span = status_span(text[e + 1 : e + 13]) if e < n else None
+            if span is not None and span[0] == 0:
+                return text[i:e]
+            for lead in _REPLY_LEAD:
+                if i >= len(lead) and text.startswith(lead, i - len(lead)):
+                    return text[i:e]
+    return None
+
+
+def join_reply_lines(text: str) -> str:
+    """A multi-line SMTP reply read as one (RFC 5321 §4.2.1), in a whitespace-collapsed text.
+
+    "550-5.7.1 [192.0.2.1] Messages with multiple 550 5.7.1 addresses in From: header are
+    not accepted." (Gmail) becomes "550-5.7.1 [192.0.2.1] Messages with multiple addresses
+    in From: header are not accepted.": the code (and status) repeated at the start of each
+    further line is dropped, so words split over lines are found.  Linear.
+    """
+    k = text.find("-")
+    while k >= 0:
+        i = k - 3
+        if (
+            i >= 0
+            and text[i] in "245"
+            and text[i + 1] in _DIGITS
+            and text[i + 2] in _DIGITS
+            and (i == 0 or not (text[i - 1].isdecimal() or text[i - 1] in ".#-"))
+        ):
+            break
+        k = text.find("-", k + 1)
+    if k < 0:
+        return text
+    code = text[k - 3 : k]
+    span = status_span(text[k + 1 : k + 13])
+    head, rest = text[: k + 1], text[k + 1 :]
+    if span is not None and span[0] == 0:
+        status = text[k + 1 : k + 1 + span[1]]
+        for line in (f" {code}-{status} ", f" {code} {status} "):
+            rest = rest.replace(line, " ")
+    else:
+        for line in (f" {code}-", f" {code} "):
+            rest = rest.replace(line, " ")
+    return head + rest
 
 
 _SASL_WORDS = "authenticated sender:"
@@ -363,4 +442,138 @@ def encoded_words(value: str) -> list:
                 i = value.find("=?", e + 2)
                 continue
         i = value.find("=?", i + 1)
+    return out
+
+
+# The SMTP dialogue's phases, in order (RFC 5321 §3): the greeting, HELO/EHLO, MAIL FROM,
+# RCPT TO, DATA (and the reply to the end of the message data).
+PHASES = ("connect", "helo", "mail", "rcpt", "data")
+
+# Wording that names the command a failure reply answered (lower case), by MTA.  The
+# first one found decides.
+_PHASE_SAID = (
+    # Postfix smtp(8): "... said: 550 5.1.1 ... (in reply to RCPT TO command)".
+    ("in reply to rcpt to command", "rcpt"),
+    ("in reply to mail from command", "mail"),
+    ("in reply to end of data command", "data"),
+    ("in reply to data command", "data"),
+    ("in reply to ehlo command", "helo"),
+    ("in reply to helo command", "helo"),
+    ("in reply to lhlo command", "helo"),
+    # Postfix smtp(8), a refusal in the greeting: "host x[ip] refused to talk to me: 554 …".
+    ("refused to talk to me", "connect"),
+    # A refusal of the connection itself, whatever replied it ("554 mx.example.com ESMTP
+    # not accepting connections").
+    ("not accepting connections", "connect"),
+    # Exim: "SMTP error from remote mail server after RCPT TO:<a@b>:", "… after pipelined
+    # MAIL FROM:<s> SIZE=1024:", "… after end of data:", "… after initial connection:".
+    ("after rcpt to", "rcpt"),
+    ("after pipelined rcpt to", "rcpt"),
+    ("after rcpt command", "rcpt"),
+    ("after mail from", "mail"),
+    ("after pipelined mail from", "mail"),
+    ("after end of data", "data"),
+    ("after pipelined end of data", "data"),
+    ("after pipelined data", "data"),
+    ("after data", "data"),
+    ("after initial connection", "connect"),
+    ("after ehlo", "helo"),
+    ("after helo", "helo"),
+    # qmail-remote: "192.0.2.1 does not like recipient.", "Connected to 192.0.2.1 but
+    # sender was rejected.", "192.0.2.1 failed on DATA command.", "192.0.2.1 failed
+    # after I sent the message."
+    ("does not like recipient", "rcpt"),
+    ("sender was rejected", "mail"),
+    ("failed on data command", "data"),
+    ("failed after i sent the message", "data"),
+    # DragonFly dma: "... did not like our RCPT TO: 550 ...", "did not like our final DATA".
+    ("did not like our rcpt to", "rcpt"),
+    ("did not like our mail from", "mail"),
+    ("did not like our final data", "data"),
+    ("did not like our data", "data"),
+    # Yahoo's tags after the reply: "552 ... Mailbox Full [RCPT_TO]", "[MAIL_FROM]".
+    ("[rcpt_to]", "rcpt"),
+    ("[mail_from]", "mail"),
+    # Gmail's notices until 2013: "... User Unknown (state 14).", "Header error (state 18)."
+    ("(state 14)", "rcpt"),
+    ("(state 17)", "data"),
+    ("(state 18)", "data"),
+    # Postfix smtpd(8)'s restriction classes name what was refused (with the default
+    # smtpd_delay_reject = yes all are answered to RCPT TO, but the refusal is about the
+    # client, its HELO name or the sender): "Client host rejected: …", "Helo command
+    # rejected: …", "Sender address rejected: …", "Recipient address rejected: …".
+    ("client host rejected", "connect"),
+    ("helo command rejected", "helo"),
+    ("sender address rejected", "mail"),
+    ("recipient address rejected", "rcpt"),
+)
+
+# Session transcripts (Sendmail "----- Transcript of session follows -----", Courier and
+# others): ">>> RCPT To:<a@b>" then "<<< 550 …"; the command sent last before the first
+# failure reply is the one it answered.
+_PHASE_SENT = (
+    (">>> rcpt", "rcpt"),
+    (">>> mail", "mail"),
+    (">>> data", "data"),
+    (">>> ehlo", "helo"),
+    (">>> helo", "helo"),
+    (">>> lhlo", "helo"),
+)
+
+# A refusal of DATA that only says no recipient was accepted: the failure that matters was
+# the reply to a (pipelined, RFC 2920) RCPT TO before it ("550 5.1.1 … 554 5.5.1 Error: no
+# valid recipients"; Sendmail "503 5.0.0 Need RCPT (recipient)").
+_NO_RCPT = ("no valid recipients", "need rcpt", "valid rcpt command must precede data")
+
+
+def find_phase(low: str) -> str | None:
+    """The SMTP phase (one of PHASES) a failure reply answered, from a lower-cased text.
+
+    None when the text does not say.  Linear: a fixed number of ``str.find`` passes.
+    """
+    best = -1
+    phase = None
+    for needle, p in _PHASE_SAID:
+        i = low.find(needle)
+        if i >= 0 and (best < 0 or i < best):
+            best, phase = i, p
+    if phase is None:
+        failure = -1
+        for reply in ("<<< 4", "<<< 5"):
+            i = low.find(reply)
+            if i >= 0 and (failure < 0 or i < failure):
+                failure = i
+        best = -1
+        for needle, p in _PHASE_SENT:
+            i = low.rfind(needle, 0, failure if failure >= 0 else len(low))
+            if i > best:
+                best, phase = i, p
+    if phase == "data":
+        for words in _NO_RCPT:
+            if words in low:
+                return "rcpt"
+    return phase
+
+
+def last_command(low: str) -> str | None:
+    """The phase of the last ">>> COMMAND" line of a lower-cased transcript, or None."""
+    best = -1
+    phase = None
+    for needle, p in _PHASE_SENT:
+        i = low.rfind(needle)
+        if i > best:
+            best, phase = i, p
+    return phase
+
+
+def statuses(text: str, limit: int = 8) -> list:
+    """The RFC 3463 status codes in text, left to right (find_status's rule), at most limit."""
+    out = []
+    pos = 0
+    while len(out) < limit:
+        span = status_span(text, pos)
+        if span is None:
+            break
+        out.append(text[span[0] : span[1]])
+        pos = span[1]
     return out

@@ -31,6 +31,7 @@ from bounce_handler.parse.base import (
 )
 from bounce_handler.parse.lazyre import I, M, lazy
 from bounce_handler.parse.mime import Part
+from bounce_handler.parse.scan import last_command
 from bounce_handler.parse.textbounce import TextBounce, returned_original
 
 _TRANSCRIPT = lazy(r"(?<!-)-++ ?transcript of session follows ?-*", I)
@@ -104,6 +105,7 @@ class Sendmail(TextBounce):
             if m and m.group(1).lower() != a.lower():
                 pairs.append((m.group(1), d))
         for a, d in pairs:
+            phase = None
             if (not d or "reason" not in d.lower()) and transcript:
                 # "<<< 550 5.1.1 <a>... User unknown" lines naming this address.
                 lines = [x.strip() for x in transcript.split("\n") if a.lower() in x.lower()
@@ -112,8 +114,12 @@ class Sendmail(TextBounce):
                                   if x.strip()[:3].isdigit() and x.strip()[0] in "45"]
                 if lines:
                     d = (d + " " + lines[-1]).strip()
+                    # The command sent last before that reply is the one it answered.
+                    at = transcript.find(lines[-1])
+                    phase = last_command(transcript[:at].lower()) if at > 0 else None
             d = d.replace("(reason:", "").rstrip(")") if d else d
-            out.append(rcpt(a, d, action=action))
+            r = rcpt(a, d, action=action)
+            out.append(r.replace(phase=phase) if phase else r)
         return out
 
 

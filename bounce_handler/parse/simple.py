@@ -66,8 +66,10 @@ class Simple(TextBounce):
     def recipients(self, msg: Part, s: Sniff, section: str, action: str) -> list:
         """Report listed addresses minus the notice's own and the contacts it names."""
         own = s.own
-        return [rcpt(a, d, action=action) for a, d in address_paragraphs(section, own, True, s.echo)
-                if not _CONTACT.match(a)]
+        pairs = [(a, d) for a, d in address_paragraphs(section, own, True, s.echo)
+                 if not _CONTACT.match(a)]
+        return [rcpt(a, d or (_words_before(section, a) if n < _LOOKUPS else ""),
+                     action=action) for n, (a, d) in enumerate(pairs)]
 
     def section(self, text: str) -> str | None:
         """After the first failure sentence; the whole notice when that names nobody.
@@ -82,6 +84,32 @@ class Simple(TextBounce):
     def is_delayed(self, s: Sniff, section: str) -> bool:
         """Delay wording only counts in the subject or the first lines."""
         return still_retrying(self.delayed, s.subject, s.text[:600])
+
+
+# Addresses whose reason is looked for above them (each lookup is a scan of the section).
+_LOOKUPS = 50
+
+
+def _words_before(section: str, address: str) -> str:
+    """The lines just above an address that has no text after it (at most three).
+
+    Lotus Notes puts the reason on the line above ("------- Failure Reasons --------" /
+    reason / address); KDDI's and other notices say why before "The following recipients
+    did not receive this message:".  Lines naming another address end the search.
+    """
+    i = section.find(address)  # as address_paragraphs took it from the section
+    if i < 0:
+        return ""
+    out = []
+    for line in reversed(section[max(0, i - 1000) : i].split("\n")[-8:]):
+        line = line.strip(" \t<>\"'")
+        if "@" in line:
+            break
+        if line.strip("-=*_ "):
+            out.append(line)
+            if len(out) == 3:
+                break
+    return " ".join(reversed(out))
 
 
 DETECTOR = Simple()

@@ -43,6 +43,28 @@ def test_the_sender_side_reasons_include_the_ones_the_issue_names():
         assert reason in side
 
 
+def test_what_can_make_a_recipient_dead_is_classify_s_table():
+    """One place decides it: classify.REASON_TABLE (docs/reasons.md is generated from it)."""
+    from bounce_handler import classify
+
+    dead = rules.defaults().dead
+    assert set(dead.sender_side_reasons) == set(classify.SENDER_SIDE)
+    assert set(dead.hard_reasons) == set(classify.HARD_REASONS)
+    for reason in classify.REASONS:
+        counts = classify.SIDE[reason] in classify.COUNTS
+        assert (reason not in dead.sender_side_reasons) == counts, reason
+
+
+def test_a_message_too_big_never_makes_a_recipient_dead():
+    # Sisimai 5 merged mesgtoobig and exceedlimit into emailtoolarge; the list named only
+    # the old names, so a too-big message counted towards R2 like a full mailbox.
+    from bounce_handler.judge.core import dead_mode
+
+    event = {"recipient": "big@example.org", "kind": "bounce", "reason": "emailtoolarge",
+             "status": "5.3.4", "hard": 0, "verified": 1, "trusted": True}
+    assert dead_mode(event, rules.defaults()) is None
+
+
 @pytest.mark.parametrize(
     "raw, message",
     [

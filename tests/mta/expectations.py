@@ -18,7 +18,8 @@ what the parser happens to say:
 - NXDOMAIN for the recipient's domain: the address cannot exist (hostunknown, hard).
 
 Status: the code of the reply that failed the recipient when the notice carries it (the
-remote's 5.7.1 over Sendmail's own 5.5.0, the remote's 4.3.2 over Exim's summary 5.0.0),
+remote's 5.7.1 over Sendmail's own 5.5.0, the remote's 4.3.2 over Exim's summary 5.0.0 and
+over Sendmail's 4.4.7, whose expiry DSN has it in the transcript only),
 otherwise the notice's own (OpenSMTPD's 4.4.7 for an expired envelope, whose notice never
 shows the remote's reply; Exim's and OpenSMTPD's 5.0.0 for an unroutable domain, which no
 reply ever answered).
@@ -44,8 +45,6 @@ OVERRIDES = {
     # OpenSMTPD retries a 554 greeting like a 421 and its expiry notice names neither.
     ("opensmtpd", "refused"): [("someone@refuse.test", "4.4.7", "expired", False)],
     ("opensmtpd", "expired"): [("someone@busy.test", "4.4.7", "expired", False)],
-    # Sendmail's expiry DSN has an empty Diagnostic-Code; 4.4.7 is its own, exact status.
-    ("sendmail", "expired"): [("someone@busy.test", "4.4.7", "expired", False)],
 }
 
 # Cases whose final notice is a failure (kind "bounce"); "success" is a delivery notice.
@@ -73,22 +72,8 @@ def final(mta: str, case: str) -> list[tuple]:
 
 
 # (mta, case) -> why the parser gets it wrong today: the tests mark these strict xfail so
-# the lead can route each defect (and drop the mark once it is fixed).
-_BANNER = ("classify: a 554 5.7.1 greeting 'not accepting mail from your host: blocked' "
-           "(connect phase, the sending host refused) is read as 'rejected', not 'blocked'")
-_EXPIRED = ("classify: Action: failed with a 4.x.x status (the retries ran out after 421 "
-            "4.3.2) is read as 'notaccept' (from X.3.2), not 'expired'")
-KNOWN_DEFECTS: dict[tuple[str, str], str] = {
-    ("postfix", "refused"): _BANNER,
-    ("exim", "refused"): _BANNER,
-    ("sendmail", "refused"): _BANNER + "; and Sendmail's own 'Status: 5.5.0' is kept over "
-                             "the remote's 5.7.1 in Diagnostic-Code",
-    ("postfix", "expired"): _EXPIRED,
-    ("exim", "expired"): _EXPIRED + " (Exim: Status 5.0.0, 'retry timeout exceeded')",
-    ("sendmail", "big"): ("status: Sendmail 8.17 maps the remote's 552 to 'Status: 5.2.2' "
-                          "(mailbox full) while Diagnostic-Code says 552 5.3.4; the "
-                          "diagnostic's code should win (emailtoolarge, not mailboxfull)"),
-}
+# a defect found later is routed (and the mark dropped once it is fixed). None today.
+KNOWN_DEFECTS: dict[tuple[str, str], str] = {}
 
 
 # -- which notices are delay warnings (the test's own reading, from each MTA's templates) --

@@ -12,7 +12,7 @@ from tests.conftest import script
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 RECIPIENT_KEYS = ["address", "action", "status", "reason", "hard", "diagnostic",
-                  "remote_mta", "detector"]
+                  "remote_mta", "detector", "reply_code", "phase"]
 ORIGINAL_KEYS = ["sender", "message_id", "from", "subject", "sasl_login"]
 
 
@@ -42,6 +42,8 @@ def test_jsonl_shape_is_exact():
         "diagnostic": "550 5.1.1 <nobody@example.net>: Recipient address rejected: "
                       "User unknown in virtual mailbox table",
         "remote_mta": "mx1.example.net", "detector": "rfc3464",
+        # The notice's text part says "(in reply to RCPT TO command)".
+        "reply_code": "550", "phase": "rcpt",
     }
     assert list(rec["original"]) == ORIGINAL_KEYS
     assert rec["original"]["sender"] == "alice@customer.example.org"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -169,3 +171,93 @@ def test_encoded_words(s):
     rx = r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?="
     want = [(m.start(), m.end(), *m.groups()) for m in re.finditer(rx, s)]
     assert scan.encoded_words(s) == want
+
+
+@FUZZ
+@given(common | _tokens(["5.", "4.", "2.", "1", "12", "123", "1234", ".", " ", "\u0663", "a",
+                         "5.1.1", "4.2.", "2.0.0 ", "5.1.10"]))
+def test_statuses_and_status_span(s):
+    found = [m.group(0) for m in re.finditer(_STATUS, s)]
+    assert scan.statuses(s, limit=100) == found
+    assert scan.statuses(s, limit=2) == found[:2]
+    for start in (0, 1, 3):
+        m = re.compile(_STATUS).search(s, start)
+        assert scan.status_span(s, start) == (m.span() if m else None)
+
+
+_REPLY_ANY = (
+    r"^([245][0-9][0-9])(?=[ \-\n,]|$)"
+    r"|(?<![\d.#-])([245][0-9][0-9])(?=[ \-\n][245]\.\d{1,3}\.\d{1,3}(?![\d.]))"
+    r"|(?:(?<=: )|(?<=> )|(?<=<<< )|(?<=said )|(?<=\) ))(?<![\d.#-])([245][0-9][0-9])"
+    r"(?=[ \-\n]|$)"
+)
+
+
+@FUZZ
+@given(common | _tokens(["550", "421", "250", "5", "0", " ", "-", "\n", "#", ".", "\u0663",
+                         "550 ", "452-", ": ", "> ", "<<< ", "said ", "; ", "5.1.1", "4.4.2",
+                         ",", ") ", " 5.7.123", "x"]))
+def test_find_reply_code(s):
+    m = re.search(_REPLY_ANY, s)
+    want = next((g for g in m.groups() if g), None) if m else None
+    assert scan.find_reply_code(s) == want
+
+
+@pytest.mark.parametrize("text, phase", [
+    ("550 5.1.1 <a@b>: User unknown (in reply to RCPT TO command)", "rcpt"),
+    ("said: 554 5.7.1 spam (in reply to end of DATA command)", "data"),
+    ("host x[1.2.3.4] refused to talk to me: 554 go away", "connect"),
+    ("SMTP error from remote mail server after MAIL FROM:<a@b> SIZE=10: 550 no", "mail"),
+    ("SMTP error from remote mail server after pipelined RCPT TO:<a@b>: 550 no", "rcpt"),
+    ("SMTP error from remote mail server after initial connection: 554 no", "connect"),
+    ("192.0.2.1 does not like recipient. Remote host said: 550 no", "rcpt"),
+    ("192.0.2.1 failed after I sent the message. Remote host said: 554 no", "data"),
+    ("mx [192.0.2.1] did not like our final DATA: 554 5.7.9 policy", "data"),
+    ("Remote host said: 552 Mailbox Full [RCPT_TO]", "rcpt"),
+    ("554 554 5.7.0 Header error (state 18).", "data"),
+    ("553 5.1.8 Sender address rejected: Domain not found", "mail"),
+    ("554 5.7.1 Client host rejected: Access denied", "connect"),
+    ("550 5.1.1 <a@b>: Recipient address rejected: User unknown", "rcpt"),
+    (">>> mail from:<a@b> <<< 250 ok >>> rcpt to:<c@d> <<< 550 5.1.1 no >>> data", "rcpt"),
+    (">>> data <<< 550 unknown user", "data"),
+    # A DATA refusal that only says no recipient was accepted: the RCPT reply mattered.
+    (">>> rcpt to:<c@d> <<< 550 5.1.1 no >>> data <<< 554 5.5.1 error: no valid recipients",
+     "rcpt"),
+    ("550 5.1.1 user unknown", None),
+    ("", None),
+])
+def test_find_phase(text, phase):
+    assert scan.find_phase(text.lower()) == phase
+
+
+def test_last_command():
+    assert scan.last_command(">>> mail from:<a> <<< 250 >>> rcpt to:<b> <<< 250 >>> data") == \
+        "data"
+    assert scan.last_command("... while talking to mx.example.net.:\n>>> rcpt to:<b>") == "rcpt"
+    assert scan.last_command("no transcript here") is None
+
+
+@pytest.mark.parametrize("text, joined", [
+    ("550-5.7.1 [192.0.2.1 13] Messages with multiple 550 5.7.1 addresses in From: header",
+     "550-5.7.1 [192.0.2.1 13] Messages with multiple addresses in From: header"),
+    ("552-5.7.0 a 552-5.7.0 b 552 5.7.0 c", "552-5.7.0 a b c"),
+    ("550-Please turn on SMTP Authentication 550-in your mail client. 550 Thanks",
+     "550-Please turn on SMTP Authentication in your mail client. Thanks"),
+    ("550 5.1.1 one line, 550 stays", "550 5.1.1 one line, 550 stays"),
+    ("no reply at all - none", "no reply at all - none"),
+])
+def test_join_reply_lines(text, joined):
+    assert scan.join_reply_lines(text) == joined
+
+
+def test_classify_scanners_are_linear_on_hostile_runs():
+    n = 200_000
+    for text in ("550-" * n, "550 " * n, "<<< 5" * n, ">>> rcpt" * n, "in reply to " * n,
+                 "5.1.1 " * n, "- " * n, ": 550" * n):
+        t0 = time.perf_counter()
+        scan.find_phase(text.lower())
+        scan.find_reply_code(text)
+        scan.join_reply_lines(text)
+        scan.statuses(text)
+        scan.last_command(text)
+        assert time.perf_counter() - t0 < 5.0, text[:10]
