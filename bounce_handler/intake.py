@@ -9,6 +9,8 @@ Outcomes and what they mean for the message (the pipe maps them to exit codes in
 table, ``pipe.EXIT``):
 
     recorded     bounce/delay/complaint events written                    kept, counted
+    spooled      the same, written to the PostgreSQL spool: in the        kept, counted
+                 database once `bounces daemon` drains it                 when drained
     duplicate    this exact message was recorded before (redelivery)     nothing new
     ignored      an auto-reply or delivery report: nothing to count       kept, logged
     quarantined  not understood: kept with why, for a human               kept
@@ -67,7 +69,7 @@ class Envelope:
 
 
 class Outcome:
-    """What became of a message; ``name`` is one of the five outcomes above."""
+    """What became of a message; ``name`` is one of the six outcomes above."""
 
     __slots__ = ("name", "detail", "message_id", "events", "kind", "token")
 
@@ -433,14 +435,23 @@ def process(
     judge = judge_for(settings) if wants_judge else None
     message_id, created = writer.record(batch, judge=judge)
     outcome.message_id = message_id
+    spooled = getattr(writer, "spools", False)
     if batch.aside:
         # The store refused the message's own rows (a data error, store/rows.py): it is
         # kept as quarantined with why instead of being retried forever.
         outcome.name, outcome.detail, outcome.events = "quarantined", batch.aside, ()
     if not created:
         outcome.name = "duplicate"
-        outcome.detail = f"already recorded as message {message_id}"
+        outcome.detail = ("already spooled" if spooled
+                          else f"already recorded as message {message_id}")
         outcome.events = ()
+    elif spooled:
+        # Not in the database yet: the daemon's drain puts it there.  Saying "recorded"
+        # here would be a claim about the database nobody has checked.
+        if outcome.name == "recorded":
+            outcome.name = "spooled"
+        else:
+            outcome.detail += " (spooled)"
     return outcome
 
 

@@ -39,8 +39,9 @@ make Postfix's XVERP write bounces+--x=example.com@relay, so the extension is da
 
 The exit status is the durability contract with Postfix (pipe(8) maps sysexits):
 
-    0   recorded, a duplicate of a recorded message, deliberately ignored (an auto-reply),
-        or quarantined (not understood: kept with why)  -> Postfix deletes its copy
+    0   recorded (or spooled, in PostgreSQL spool mode), a duplicate of a recorded message,
+        deliberately ignored (an auto-reply), or quarantined (not understood: kept with
+        why)  -> Postfix deletes its copy
     75  EX_TEMPFAIL: anything that is not the message's fault (store missing, locked,
         read-only, full, schema behind; config or key file unreadable; a bad master.cf
         argv; an unexpected error) -> Postfix keeps it queued and retries; the one line
@@ -63,6 +64,7 @@ import time
 # and retrying something we cannot understand would only end in Postfix bouncing it.
 EXIT = {
     "recorded": 0,
+    "spooled": 0,  # pg_mode = "spool": durable in the spool, in PostgreSQL once drained
     "duplicate": 0,
     "ignored": 0,
     "quarantined": 0,

@@ -15,13 +15,19 @@
 #   2. CONFIG_DIR (0750 root:GROUP) with config.toml (0640 root:GROUP) from deploy/config.toml
 #      if there is none -- the pipe user reads it through its group; nobody else can (a
 #      PostgreSQL URL may carry a password).  An existing config.toml is never overwritten.
-#   3. STATE_DIR (0750 USER:GROUP) for the SQLite store and SPOOL_DIR (0770 USER:GROUP)
-#      for the PostgreSQL spool: the pipe user writes there (SQLite also creates its -wal
-#      and -shm files next to the database, so the *directory* must be writable).
+#   3. STATE_DIR (0750 USER:GROUP) for the SQLite store, STATE_DIR/maps (0755 USER:GROUP)
+#      for the access maps the cron jobs export (deploy/cron), and SPOOL_DIR (0770
+#      USER:GROUP, and its tmp/ new/ bad/) for the PostgreSQL spool: the pipe user writes
+#      there (SQLite also creates its -wal and -shm files next to the database, so the
+#      *directory* must be writable).
 #   4. `bounces db upgrade`, run AS THE PIPE USER, so the database file it creates belongs
 #      to that user.
 #   5. BIN_DIR/bounces -> PREFIX/venv/bin/bounces for the administrator (--bin-dir ''
 #      skips it).
+#   6. PREFIX/doc: README.md and deploy/*.md, which the systemd units name in
+#      Documentation= (the checkout may be gone; the venv holds no documentation).
+# deploy/spool-and-lmtp.md's permission table says the same as steps 2-3, and
+# tests/e2e/test_deploy_guide.py checks it against what this script leaves behind.
 # --no-system stops after step 1 (a world-readable copy for tests; no root needed then).
 set -euo pipefail
 
@@ -125,8 +131,11 @@ fi
 chown root:"$PIPE_GROUP" "$CONFIG_DIR/config.toml"
 chmod 0640 "$CONFIG_DIR/config.toml"
 
-say "3. state and spool directories"
+say "3. state, maps and spool directories"
 install -d -m 0750 -o "$PIPE_USER" -g "$PIPE_GROUP" "$STATE_DIR"
+# The cron export jobs write the access maps here (as the pipe user); Postfix opens them
+# as root, before its daemons drop privileges.
+install -d -m 0755 -o "$PIPE_USER" -g "$PIPE_GROUP" "$STATE_DIR/maps"
 # The spool layout (store/spool.py): tmp/ for files being written, new/ for complete
 # batches the daemon drains, bad/ for what it could not read.
 for sub in "" tmp new bad; do
@@ -137,6 +146,9 @@ say "4. database schema (as $PIPE_USER)"
 # As the pipe user: a SQLite file created by root would be read-only for the pipe.
 runuser -u "$PIPE_USER" -- "$PREFIX/venv/bin/bounces" --config "$CONFIG_DIR/config.toml" \
     db upgrade
+# It holds recipient addresses: not for others (SQLite gives its -wal and -shm files the
+# database file's mode).
+[ ! -f "$STATE_DIR/bounces.db" ] || chmod 0640 "$STATE_DIR/bounces.db"
 # The caches the pipe reads (`bounces config check`: the parsed config and the parser's
 # precompiled patterns), written with the config's mode.
 "$PREFIX/venv/bin/bounces" --config "$CONFIG_DIR/config.toml" config check
@@ -147,5 +159,10 @@ if [ -n "$BIN_DIR" ]; then
     say "5. $BIN_DIR/bounces"
     ln -sfn "$PREFIX/venv/bin/bounces" "$BIN_DIR/bounces"
 fi
+
+say "6. documentation in $PREFIX/doc"
+install -d -m 0755 "$PREFIX/doc" "$PREFIX/doc/deploy"
+install -m 0644 "$SOURCE/README.md" "$PREFIX/doc/README.md"
+install -m 0644 "$SOURCE"/deploy/*.md "$PREFIX/doc/deploy/"
 
 say "done. Next: deploy/README.md step 3 (Postfix), then: bounces doctor"

@@ -11,7 +11,8 @@ from bounce_handler import pipe
 
 def test_exit_table_only_has_zero_and_tempfail():
     assert set(pipe.EXIT.values()) == {0, 75}
-    assert set(pipe.EXIT) == {"recorded", "duplicate", "ignored", "quarantined", "tempfail"}
+    assert set(pipe.EXIT) == {"recorded", "spooled", "duplicate", "ignored", "quarantined",
+                              "tempfail"}
 
 
 def test_parse_argv_forms():

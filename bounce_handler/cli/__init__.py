@@ -9,7 +9,8 @@ every verb has one.  Only the verb being run is imported, and verbs import their
 dependencies inside ``run``, so that `bounces parse` and `bounces --help` start quickly.
 
 Errors: verbs raise ``BounceHandlerError`` (or a subclass); this module prints its message
-as one line on stderr and exits with its code.  Anything else is a bug: printed with a
+as one line on stderr (through ``reports.render.visible``: a message may quote a value from
+a bounce) and exits with its code.  Anything else is a bug: printed with a
 traceback and exit 70 (EX_SOFTWARE).
 """
 
@@ -115,10 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_mod.load(args.config)
         return int(args.func(args, settings) or 0)
     except settings_mod.ConfigError as e:
-        print(f"bounces: {_redacted(e, settings)}", file=sys.stderr)
+        _error(e, settings)
         return 78  # EX_CONFIG
     except BounceHandlerError as e:
-        print(f"bounces: {_redacted(e, settings)}", file=sys.stderr)
+        _error(e, settings)
         return e.exit_code
     except KeyboardInterrupt:
         return 130
@@ -132,12 +133,18 @@ def main(argv: list[str] | None = None) -> int:
         return EX_SOFTWARE
 
 
-def _redacted(e: Exception, settings) -> str:
-    """The one error line, without the store's passwords (whatever echoed them)."""
+def _error(e: BaseException, settings) -> None:
+    """Print the one error line.
+
+    The store's passwords masked (whatever echoed them), a driver's multi-line message
+    joined, anything else shown, not obeyed.
+    """
     from bounce_handler.redaction import redact, url_secrets
+    from bounce_handler.reports.render import visible
 
     url = settings.database.url if settings is not None else ""
-    return redact(str(e), *url_secrets(url))
+    text = "; ".join(ln.strip() for ln in str(e).split("\n") if ln.strip())
+    print(f"bounces: {visible(redact(text, *url_secrets(url)))}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,7 @@ def run(args, settings) -> int:
 
     from bounce_handler.reports import alerts, db, deliver, metrics
     from bounce_handler.reports.period import utcnow
+    from bounce_handler.reports.render import visible
 
     now = utcnow()
     channel, target = _channel(args, settings)
@@ -100,7 +101,8 @@ def run(args, settings) -> int:
         _evidence_now(settings, pending)
         if pending:
             subject, body = alerts.compose(pending, counts, relay, summary)
-            print(f"Would send to {channel}:\nSubject: {subject}\n\n{body}", end="")
+            print(visible(f"Would send to {channel}:\nSubject: {subject}\n\n{body}",
+                          newlines=True), end="")
         else:
             print(f"Nothing new for {channel}.")
         return _status(counts, bool(summary["new"]))
@@ -124,7 +126,8 @@ def run(args, settings) -> int:
             elif args.via == "webhook":
                 deliver.webhook(target, subject, body, claim.flags, claim.summary)
             else:
-                sys.stdout.write(f"Subject: {subject}\n\n{body}")
+                # The flags' subjects and evidence come from bounces (render.visible).
+                sys.stdout.write(visible(f"Subject: {subject}\n\n{body}", newlines=True))
                 sys.stdout.flush()
         except BaseException:
             alerts.release(settings, claim)

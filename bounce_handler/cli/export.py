@@ -8,7 +8,18 @@ of `bounces suppress`.
 in the hold queue for review) or --action reject, keyed by envelope sender
 (check_sender_access) or, with --key sasl, by SASL login (check_sasl_access).  With -o
 FILE the file is replaced atomically and, when Postfix's postmap is installed, indexed
-(FILE.db for hash:) in the same step; without -o it goes to stdout.
+(FILE.db for hash:) in the same step; without -o it goes to stdout.  The directory of
+FILE must exist (deploy/install.sh creates /var/lib/bounce-handler/maps for the cron
+jobs).  CSV cells are neutralised for spreadsheets ('=...', see `bounces suppress
+import`, which reads them back); times are RFC 3339 UTC.
+
+Exit status: 0 written; 1 written, but incomplete: with --key sasl, a compromised sender
+for whom no SASL login is recorded cannot be in a check_sasl_access map (each is named
+on stderr; hold it with check_sender_access instead, or `bounces suppress add sender
+LOGIN`); 73 FILE cannot be written (its directory missing, say); 70 postmap failed; 75
+the store is unavailable; 64 a bad option.
+--quiet leaves out the "wrote N ..." line (for cron, which mails any output); warnings
+and errors are still printed.
 
 main.cf:
     smtpd_recipient_restrictions = ...,
@@ -30,6 +41,8 @@ import sys
 from bounce_handler.cli import verb_parser
 from bounce_handler.errors import EX_USAGE, BounceHandlerError
 
+EX_CANTCREAT = 73  # sysexits.h: a (user) output file cannot be created
+
 ACTIONS = {"dead-recipients": ("reject", "discard"), "compromised-senders": ("hold", "reject")}
 
 
@@ -49,15 +62,14 @@ def register(sub) -> None:
     p.add_argument("--no-postmap", action="store_true", help="do not run postmap on -o FILE")
     p.add_argument("-c", dest="postfix_config", metavar="DIR",
                    help="Postfix configuration directory for postmap (postmap -c)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no summary line on success (cron); warnings and errors still shown")
     p.set_defaults(func=run)
 
 
 def run(args, settings) -> int:
     """Run `bounces export`."""
-    import csv
-    import io
-
-    from bounce_handler.reports import db, exports
+    from bounce_handler.reports import db, exports, render
     from bounce_handler.reports.period import utcnow
 
     action = args.action or ACTIONS[args.what][0]
@@ -69,25 +81,24 @@ def run(args, settings) -> int:
         raise BounceHandlerError("--key sasl applies to compromised-senders only", EX_USAGE)
 
     def warn(msg: str) -> None:
-        print(f"bounces: {msg}", file=sys.stderr)
+        print(f"bounces: {render.visible(msg)}", file=sys.stderr)
 
+    left_out: list[str] = []
     with db.connect(settings) as conn:
-        entries = exports.collect(conn, args.what, key=args.key, warn=warn)
+        entries = exports.collect(conn, args.what, key=args.key, warn=warn, left_out=left_out)
     if args.format == "postfix":
         text = exports.postfix_text(args.what, entries, action,
                                     utcnow().strftime("%Y-%m-%d %H:%M:%S"), key=args.key)
     elif args.format == "csv":
-        buf = io.StringIO()
-        csv.writer(buf).writerows(
-            [["" if v is None else v for v in row] for row in exports.csv_rows(args.what, entries)]
-        )
-        text = buf.getvalue()
+        header, *rows = exports.csv_rows(args.what, entries)
+        text = render.csv_text(header, rows)
     else:
         text = exports.json_text(args.what, entries)
 
+    status = _incomplete(left_out, warn)
     if not args.output or args.output == "-":
-        sys.stdout.write(text)
-        return 0
+        render.write_data(text)
+        return status
     map_type = None
     if args.format == "postfix" and not args.no_postmap:
         postmap = exports.find_postmap()
@@ -100,7 +111,27 @@ def run(args, settings) -> int:
         indexed = exports.write_atomic(args.output, text, map_type=map_type,
                                        config_dir=args.postfix_config)
     except OSError as e:
-        raise BounceHandlerError(f"cannot write {args.output}: {e.strerror}") from None
+        hint = ""
+        if isinstance(e, FileNotFoundError):
+            import os
+
+            hint = (f" (create the directory: install -d -m 0755 "
+                    f"{os.path.dirname(os.path.abspath(args.output))})")
+        raise BounceHandlerError(f"cannot write {args.output}: {e.strerror}{hint}",
+                                 EX_CANTCREAT) from None
     note = f" and {indexed}" if indexed else ""
-    print(f"wrote {len(entries)} {args.what} to {args.output}{note}", file=sys.stderr)
-    return 0
+    if not args.quiet:
+        print(f"wrote {len(entries)} {args.what} to {args.output}{note}", file=sys.stderr)
+    return status
+
+
+def _incomplete(left_out: list[str], warn) -> int:
+    """1 when flagged senders could not be keyed (--key sasl without a login), else 0."""
+    if not left_out:
+        return 0
+    warn(f"the map is incomplete: {len(left_out)} compromised sender(s) without a recorded "
+         "SASL login are not in it (" + ", ".join(left_out[:10])
+         + (", ..." if len(left_out) > 10 else "") + "); hold them by envelope sender "
+         "(bounces export compromised-senders, check_sender_access) or by login "
+         "(bounces suppress add sender LOGIN)")
+    return 1

@@ -19,9 +19,24 @@ Examples:
 
 from __future__ import annotations
 
+import builtins
+
 from bounce_handler.cli import verb_parser
 
 KINDS = ("compromised-sender", "dead-recipient", "throttled-destination")
+
+
+def print(*values, **kw) -> None:  # noqa: A001 - on purpose: every print below goes through it
+    """``print`` for this verb, through ``render.visible``.
+
+    Each line it writes quotes the store (subjects, evidence, advice, recipients), i.e.
+    text from bounces: control characters are shown as escapes, never sent to the
+    terminal.  JSON output is unchanged by it: ``json.dumps`` escapes everything
+    non-ASCII here.
+    """
+    from bounce_handler.reports.render import visible
+
+    builtins.print(*(visible(v, newlines=True) for v in values), **kw)
 
 
 def register(sub) -> None:

@@ -115,23 +115,26 @@ def record(source: str, index: int, result, error: str | None = None) -> dict:
 
 
 def _table_lines(rec: dict):
+    from bounce_handler.reports.render import visible
+
     where = rec["source"] if not rec["index"] else f"{rec['source']}:{rec['index']}"
     if rec["error"]:
-        yield f"{where}\t{rec['kind']}\terror: {rec['error']}"
+        yield f"{visible(where)}\t{rec['kind']}\terror: {visible(rec['error'])}"
         return
     if not rec["recipients"]:
         yield f"{where}\t{rec['kind']}\t-"
     for r in rec["recipients"]:
         hard = {True: "hard", False: "soft", None: "-"}[r["hard"]]
-        yield "\t".join((where, rec["kind"], r["address"] or "-", r["status"] or "-",
-                         r["reason"] or "-", hard, r["detector"] or "-"))
+        # Fields from the message itself: shown, never obeyed, by the terminal.
+        yield "\t".join(visible(v) for v in (
+            where, rec["kind"], r["address"] or "-", r["status"] or "-", r["reason"] or "-",
+            hard, r["detector"] or "-"))
 
 
 def run(args, settings) -> int:
     """Parse every input and print the results in the chosen format."""
-    import json
-
     from bounce_handler.parse import parse
+    from bounce_handler.reports.render import json_text
 
     fmt = getattr(args, "format", "jsonl") or "jsonl"
     out = sys.stdout
@@ -150,13 +153,13 @@ def run(args, settings) -> int:
         else:
             rec = record(source, index, parse(data))
         if fmt == "jsonl":
-            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            out.write(json_text(rec, indent=None) + "\n")
         elif fmt == "json":
             collected.append(rec)
         else:
             for line in _table_lines(rec):
                 out.write(line + "\n")
     if fmt == "json":
-        out.write(json.dumps(collected, ensure_ascii=False, indent=2) + "\n")
+        out.write(json_text(collected) + "\n")
     out.flush()
     return 1 if unreadable else 0

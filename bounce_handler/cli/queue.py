@@ -109,8 +109,10 @@ def _throttled_flags(settings) -> list[dict] | None:
     except BounceHandlerError as e:
         print(f"bounces: throttled-destination flags not shown: {e}", file=sys.stderr)
         return None
+    from bounce_handler.reports.render import utc_text
+
     return [{"id": r.id, "subject": r.subject, "state": r.state, "rule": r.rule,
-             "raised_at": r.raised_at.isoformat()} for r in rows]
+             "raised_at": utc_text(r.raised_at)} for r in rows]
 
 
 def _table(doc: dict, con) -> None:

@@ -7,7 +7,9 @@ The period is --since (default 24h) to --until (default now): a duration back fr
 
 --format table prints the open/acked flags, the totals, a one-line chart of bounces per
 hour over the period and the grouping (colour only on a terminal); json prints all of it
-as one document; csv prints the grouping only (key,count,share,first,last,flag).
+as one document; csv prints the grouping only (key,count,share,first,last,flag), ending
+with an "(others)" row for the events outside the --top N groups, as the table does.
+Times in json and csv are RFC 3339 UTC (2026-11-24T10:15:00Z).
 
 The flags come most urgent first: every compromised sender, then every throttled
 destination, then the --top N newest dead recipients and a digest of the rest (how many,
@@ -78,26 +80,22 @@ def run(args, settings) -> int:
     if args.format == "json":
         render.write_json(rep.as_dict())
     elif args.format == "csv":
-        render.write_csv(
-            ["key", "count", "share", "first", "last", "flag"],
-            (
-                [_key_text(g.key), g.count, f"{g.share:.4f}", _iso(g.first), _iso(g.last),
-                 _flag_text(g.flag)]
-                for g in rep.groups
-            ),
-        )
+        rows = [[_key_text(g.key), g.count, f"{g.share:.4f}", render.utc_text(g.first),
+                 render.utc_text(g.last), _flag_text(g.flag)] for g in rep.groups]
+        if rep.others:
+            share = rep.others / rep.total if rep.total else 0.0
+            rows.append(["(others)", rep.others, f"{share:.4f}", None, None, ""])
+        render.write_csv(["key", "count", "share", "first", "last", "flag"], rows)
     else:
         _table(rep, render.console())
     return 0
 
 
-def _iso(value) -> str:
-    return value.isoformat() if value is not None else ""
-
-
 def _key_text(key) -> str:
+    from bounce_handler.reports.render import utc_text
+
     if hasattr(key, "isoformat"):
-        return key.isoformat()
+        return utc_text(key)
     return "" if key is None else str(key)
 
 

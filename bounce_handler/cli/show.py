@@ -1,10 +1,12 @@
-"""Show one bounce: its parsed fields, the flags it contributed to, and the kept message.
+r"""Show one bounce: its parsed fields, the flags it contributed to, and the kept message.
 
 ID is a bounce event id (`bounces flags show` lists a flag's evidence by event id); with
 --message it is a message id instead (every message has one, including quarantined ones,
 which have no events).  An address instead of an id lists that address's latest events,
-as recipient or sender, with their ids.  --raw prints the kept
-message exactly as it was received (decompressed), nothing else.
+as recipient or sender, with their ids.  --raw prints the kept message exactly as it was
+received (decompressed), nothing else; on a terminal its control characters are shown as
+escapes (\x1b) rather than sent to the terminal (pipe it, e.g. into less, for the bytes).
+Times in json are RFC 3339 UTC (2026-11-24T10:15:00Z).
 
 Examples:
     bounces show 1234
@@ -56,6 +58,12 @@ def run(args, settings) -> int:
         if args.raw:
             data = show.raw(conn, message_id)
             out = sys.stdout.buffer
+            if sys.stdout.isatty():
+                # The bytes are a stranger's: on a terminal, ESC and friends are shown,
+                # not obeyed (render.visible); through a pipe they stay exact.
+                text = data.decode("utf-8", "backslashreplace").replace("\r\n", "\n")
+                data = render.visible(text, newlines=True)
+                data = data.encode("utf-8") + (b"" if data.endswith("\n") else b"\n")
             out.write(data)
             out.flush()
             return 0
@@ -106,17 +114,37 @@ def _detail(doc: dict, con, *, is_message: bool) -> None:
 
 
 def _address_table(address: str, rows: list[dict], con) -> None:
+    """The address's latest events, one line each where the terminal allows.
+
+    The short columns never wrap; only the other party's address folds, in the width that
+    is left.  The queried address is in the title, so a column that would repeat it on
+    every row (recipient, when it is only ever the recipient) is left out.
+    """
+    from rich import box
     from rich.markup import escape
     from rich.table import Table
 
     if not rows:
         con.print(f"No events for {escape(address)}.")
         return
-    t = Table(title=f"Latest events for {escape(address)}", title_justify="left")
-    for col in ("id", "occurred_at", "kind", "recipient", "sender", "status", "reason"):
-        t.add_column(col, overflow="fold")
+    low = address.strip().strip("<>").lower()
+    as_rcpt = sum(1 for r in rows if (r["recipient"] or "").lower() == low)
+    as_sender = sum(1 for r in rows if (r["sender"] or "").lower() == low)
+    roles = [f"{n} as {role}" for n, role in ((as_rcpt, "recipient"), (as_sender, "sender"))
+             if n]
+    t = Table(title=f"Latest events for {escape(address)} ({', '.join(roles) or 'newest first'})",
+              title_justify="left", box=box.SIMPLE_HEAD)
+    narrow = con.width < 100
+    for col in ("id", "occurred_at", "kind", "status", "reason"):
+        t.add_column(col, no_wrap=True, justify="right" if col == "id" else "left")
+    show = [c for c, n in (("recipient", len(rows) - as_rcpt), ("sender", len(rows) - as_sender))
+            if n]
+    for col in show:
+        t.add_column(col, overflow="fold", min_width=12)
     for r in rows:
-        t.add_row(str(r["id"]), str(r["occurred_at"])[:19].replace("T", " "), r["kind"],
-                  escape(r["recipient"] or ""), escape(r["sender"] or ""), r["status"] or "",
-                  r["reason"])
+        when = str(r["occurred_at"] or "")[:19].replace("T", " ")
+        cells = [str(r["id"]), when[5:16] if narrow else when, r["kind"], r["status"] or "-",
+                 r["reason"]]
+        cells += [escape(r[c] or "-") for c in show]
+        t.add_row(*cells)
     con.print(t)

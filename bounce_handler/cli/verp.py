@@ -7,14 +7,16 @@ retired key once [verp] max_age_days have passed since the rotation.
 
 `encode` prints the signed return-path address to send with (the recipient is dropped,
 with a warning, when both do not fit RFC 5321's 64-octet local part; --strict refuses
-instead).  `decode` takes a bounce address (or just the part after "bounces+") and exits
-0 when its token verifies, 1 when it does not (reason: unsigned, bad-tag, expired,
+instead); given several recipients, one address per line, in their order.  `decode`
+takes a bounce address (or just the part after "bounces+") and exits 0 when its token
+verifies, 1 when it does not (reason: unsigned, bad-tag, expired,
 unknown-key, malformed, no-token).
 
 Examples:
     bounces verp keygen --group nogroup
     bounces verp keygen --rotate
     bounces verp encode alice@example.com --sender newsletter
+    bounces verp encode alice@example.com bob@example.org --sender news@corp.example
     bounces verp encode --sender news@corp.example
     bounces verp decode --format json \
         'bounces+.a2kq4d7fxnewsletter==alice=example.com@relay.example'
@@ -42,7 +44,8 @@ def register(sub) -> None:
     kg.add_argument("--group", help="group owning the file (the pipe user's group)")
     kg.add_argument("--file", help="key file (default: [verp] key_file)")
     enc = actions.add_parser("encode", help="print a signed return-path address")
-    enc.add_argument("recipient", nargs="?", help="original recipient (omit: per-sender)")
+    enc.add_argument("recipients", nargs="*", metavar="RECIPIENT",
+                     help="original recipient(s) (none: a per-sender address)")
     enc.add_argument("--sender", required=True, help="local sender identity")
     enc.add_argument("--strict", action="store_true", help="fail rather than drop recipient")
     dec = actions.add_parser("decode", help="decode and verify a bounce address")
@@ -146,16 +149,17 @@ def _encode(args, settings) -> int:
     from bounce_handler import verp
 
     now = time.time()
-    address = verp.encode(args.recipient, args.sender, settings, now, fallback=not args.strict)
-    if args.recipient:
-        back = verp.decode(verp.split_address(address, settings), settings, now)
-        if back.recipient is None:
-            print(
-                "bounces verp: warning: sender and recipient do not fit the 64-octet local "
-                "part; this address carries the sender only",
-                file=sys.stderr,
-            )
-    print(address)
+    for recipient in args.recipients or [None]:
+        address = verp.encode(recipient, args.sender, settings, now, fallback=not args.strict)
+        if recipient:
+            back = verp.decode(verp.split_address(address, settings), settings, now)
+            if back.recipient is None:
+                print(
+                    f"bounces verp: warning: sender and recipient {recipient} do not fit the "
+                    "64-octet local part; this address carries the sender only",
+                    file=sys.stderr,
+                )
+        print(address)
     return 0
 
 
@@ -167,15 +171,16 @@ def _decode(args, settings) -> int:
     given = args.address
     extension = verp.split_address(given, settings) if "@" in given else given
     result = verp.decode(extension, settings, time.time())
-    if args.format == "json":
-        import json
+    from bounce_handler.reports.render import json_text, visible
 
+    if args.format == "json":
         out = {k: getattr(result, k) for k in ("recipient", "sender", "verified", "reason")}
         out["token"] = result.token
-        print(json.dumps(out, ensure_ascii=False))
+        print(json_text(out, indent=None))
     else:
+        # The address may come from a bounce: its parts are shown, not obeyed.
         state = "verified" if result.verified else f"NOT verified ({result.reason})"
-        print(f"recipient: {result.recipient or '-'}")
-        print(f"sender:    {result.sender or '-'}")
-        print(f"status:    {state}")
+        print(f"recipient: {visible(result.recipient or '-')}")
+        print(f"sender:    {visible(result.sender or '-')}")
+        print(f"status:    {visible(state)}")
     return 0 if result.verified else 1

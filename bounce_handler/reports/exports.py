@@ -27,7 +27,6 @@ refuses to write a line that would still break that.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -59,18 +58,22 @@ class Entry:
         self.since = since
 
     def as_dict(self) -> dict:
-        """Plain values (JSON, CSV)."""
+        """Plain values (JSON, CSV); `since` in RFC 3339 UTC."""
+        from bounce_handler.reports.render import utc_text
+
         return {"value": self.value, "source": self.source, "note": self.note,
-                "since": self.since.isoformat() if self.since else None}
+                "since": utc_text(self.since)}
 
 
-def collect(conn, what: str, key: str = "sender", warn=None) -> list[Entry]:
+def collect(conn, what: str, key: str = "sender", warn=None,
+            left_out: list | None = None) -> list[Entry]:
     """The entries of `what` (dead-recipients | compromised-senders), flags first.
 
     key="sasl" (compromised senders only) maps each flagged sender to the SASL login
     names its bounced mail was submitted with (bounce_events.sasl_login, where the
     relay's own Received: header of a local notice gave it): the key check_sasl_access
-    looks up.  A flagged sender with no such login is reported to `warn` and left out.
+    looks up.  A flagged sender with no such login is reported to `warn` and left out (and
+    appended to `left_out`, so the caller can say the map is incomplete).
     Flags whose rule did not hold on verified evidence are left out (and reported).
     """
     flag_kind, supp_kind = WHAT[what]
@@ -94,6 +97,8 @@ def collect(conn, what: str, key: str = "sender", warn=None) -> list[Entry]:
             if not values and warn:
                 warn(f"flag #{r.id} ({r.subject}): no SASL login recorded by a verified "
                      "notice for this sender; left out of the check_sasl_access map")
+            if not values and left_out is not None:
+                left_out.append(f"flag #{r.id} ({r.subject})")
         for v in values:
             _put(seen, v, f"flag #{r.id} {r.rule}", None, r.raised_at, warn, key_type)
     for r in conn.execute(select(sup).where(sup.c.kind == supp_kind).order_by(sup.c.value)):
@@ -186,9 +191,10 @@ def csv_rows(what: str, entries: list[Entry]):
 
 
 def json_text(what: str, entries: list[Entry]) -> str:
-    """The JSON document."""
-    return json.dumps({"export": what, "entries": [e.as_dict() for e in entries]},
-                      indent=2, ensure_ascii=False) + "\n"
+    """The JSON document (render.json_text: every string printable)."""
+    from bounce_handler.reports import render
+
+    return render.json_text({"export": what, "entries": [e.as_dict() for e in entries]}) + "\n"
 
 
 def write_atomic(path: str, data: str, *, map_type: str | None = None,

@@ -109,8 +109,10 @@ class Period:
         return out
 
     def as_dict(self) -> dict[str, str]:
-        """ISO strings (JSON output)."""
-        return {"since": self.start.isoformat(), "until": self.end.isoformat()}
+        """RFC 3339 UTC strings (JSON output): ``2026-11-24T10:15:00Z``."""
+        from bounce_handler.reports.render import utc_text
+
+        return {"since": utc_text(self.start), "until": utc_text(self.end)}
 
     def __repr__(self) -> str:
         return f"Period({self.start.isoformat()} .. {self.end.isoformat()})"

@@ -17,7 +17,10 @@ class NotFound(BounceHandlerError):
 
 
 def _row(r) -> dict:
-    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r._mapping.items()}
+    # Times as RFC 3339 UTC with "Z" (the store's datetimes are naive UTC).
+    from bounce_handler.reports.render import utc_text
+
+    return {k: (utc_text(v) if hasattr(v, "isoformat") else v) for k, v in r._mapping.items()}
 
 
 def event(conn, event_id: int) -> dict:

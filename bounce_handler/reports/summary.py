@@ -80,7 +80,7 @@ class Group:
     def as_dict(self) -> dict:
         """Plain values (JSON/CSV)."""
         return {
-            "key": self.key.isoformat() if isinstance(self.key, datetime) else self.key,
+            "key": _iso(self.key) if isinstance(self.key, datetime) else self.key,
             "count": self.count,
             "share": round(self.share, 4),
             "first": _iso(self.first),
@@ -126,11 +126,10 @@ class Report:
 
 
 def _iso(value):
-    if value is None:
-        return None
-    if isinstance(value, str):  # SQLite through a text() column: already ISO-ish
-        return value.replace(" ", "T")
-    return value.isoformat()
+    # RFC 3339 UTC with "Z" (render.utc_text), also for SQLite's text from an aggregate.
+    from bounce_handler.reports.render import utc_text
+
+    return utc_text(value)
 
 
 def build(conn, period: Period, *, by: str = "reason", top: int = 20, kind: str | None = None,

@@ -72,9 +72,11 @@ def entries(conn, kind: str | None = None) -> list[dict]:
     q = select(t).order_by(t.c.kind, t.c.value)
     if kind:
         q = q.where(t.c.kind == kind)
+    from bounce_handler.reports.render import utc_text
+
     return [
         {"kind": r.kind, "value": r.value, "source": r.source, "note": r.note,
-         "created_at": r.created_at.isoformat()}
+         "created_at": utc_text(r.created_at)}
         for r in conn.execute(q)
     ]
 
@@ -89,8 +91,12 @@ def parse_import(text: str, default_kind: str | None) -> list[tuple[str, str, st
 
     Two shapes: CSV with a header naming a ``value`` column (and optionally ``kind`` and
     ``note``: what `bounces export --format csv` writes), or one value per line with an
-    optional ``,note``.  Blank lines and lines starting with '#' are skipped.
+    optional ``,note``.  Blank lines and lines starting with '#' are skipped.  A cell that
+    `bounces export` neutralised for spreadsheets (``'=...``: render.csv_cell) is read back
+    as the value it stands for (render.csv_value).
     """
+    from bounce_handler.reports.render import csv_value
+
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         return []
@@ -98,7 +104,8 @@ def parse_import(text: str, default_kind: str | None) -> list[tuple[str, str, st
     out = []
     if "value" in first:
         for row in csv.DictReader(io.StringIO("\n".join(lines))):
-            row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+            row = {(k or "").strip().lower(): csv_value((v or "").strip())
+                   for k, v in row.items()}
             kind = row.get("kind") or default_kind
             if kind not in KINDS:
                 raise BadEntry(f"row {row}: kind must be one of {', '.join(KINDS)} "
@@ -109,5 +116,6 @@ def parse_import(text: str, default_kind: str | None) -> list[tuple[str, str, st
         raise BadEntry("a file without a header line needs --kind recipient|sender")
     for row in csv.reader(lines):
         if row:
-            out.append((default_kind, row[0], ",".join(row[1:]).strip() or None))
+            out.append((default_kind, csv_value(row[0].strip()),
+                        ",".join(row[1:]).strip() or None))
     return out

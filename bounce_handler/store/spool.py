@@ -103,6 +103,8 @@ class SpoolWriter:
 
     # intake.process need not build the judge hook: the drain runs it in PostgreSQL.
     runs_judge = False
+    # ... and says "spooled", not "recorded": the rows reach the database when drained.
+    spools = True
 
     def __init__(self, spool_dir: str) -> None:
         self.spool_dir = spool_dir

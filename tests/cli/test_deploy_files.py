@@ -76,3 +76,21 @@ def test_systemd_units_verify():
     problems = [ln for ln in proc.stderr.splitlines()
                 if ln.strip() and "/opt/bounce-handler" not in ln and "nobody" not in ln]
     assert not problems, proc.stderr
+
+
+def test_cron_exports_write_where_install_sh_makes_room_and_hide_no_error():
+    # Issue 16: the export lines wrote to /var/lib/bounce-handler/maps/, which nothing
+    # created, and threw the error away with 2>/dev/null.  Their directory must be one the
+    # permission table lists (tests/e2e/test_deploy_guide.py checks the table against
+    # what install.sh leaves), and cron must see every error.
+    from tests.e2e.deploy_docs import permission_rows
+
+    made = {path.rstrip("/") for path, _owner, _mode in permission_rows()}
+    lines = [ln for ln in CRON.read_text().splitlines() if " export " in ln and ln[:2] == "#*"]
+    assert len(lines) == 2
+    for line in lines:
+        assert "/dev/null" not in line and "2>" not in line, line
+        argv = shlex.split(line)
+        out = argv[argv.index("-o") + 1]
+        assert out.rsplit("/", 1)[0] in made, (out, sorted(made))
+        assert "--quiet" in argv  # cron mails any output: no "wrote N" line every 10 min

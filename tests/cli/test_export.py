@@ -87,11 +87,30 @@ def test_sasl_key_maps_senders_to_their_logins(populated):
     # sender exports under the login check_sasl_access looks up.
     populated.bounces("suppress", "add", "sender", "mallory")
     proc = populated.bounces("export", "compromised-senders", "--key", "sasl")
-    assert proc.returncode == 0
     body = [ln for ln in proc.stdout.decode().splitlines() if not ln.startswith("#")]
     assert body == ["mallory\tHOLD sender flagged as compromised (manual)"]
-    # The flagged sender has no recorded login: said on stderr, not silently dropped.
+    # The flagged sender has no recorded login: said on stderr, not silently dropped, and
+    # the exit status says the map is incomplete (issue 16: it used to be 0).
     assert f"flag #6 ({SPAMMER}): no SASL login recorded" in proc.stderr.decode()
+    assert proc.returncode == 1, proc.stderr
+    assert "the map is incomplete: 1 compromised sender(s)" in proc.stderr.decode()
+
+
+def test_sasl_map_with_no_login_at_all_is_an_error_written_to_the_file(populated, tmp_path):
+    # No login for the one flagged sender and no manual entry: the map holds nothing, and
+    # that must not look like success to cron or systemd.
+    out = tmp_path / "compromised_senders"
+    proc = populated.bounces("export", "compromised-senders", "--key", "sasl", "--no-postmap",
+                             "--quiet", "-o", str(out))
+    assert proc.returncode == 1, proc.stderr
+    assert [ln for ln in out.read_text().splitlines() if not ln.startswith("#")] == []
+    err = proc.stderr.decode()
+    assert "the map is incomplete" in err and "wrote" not in err  # --quiet: no summary
+    # Keyed by envelope sender, the same flag is exportable: 0.
+    proc = populated.bounces("export", "compromised-senders", "--no-postmap", "--quiet",
+                             "-o", str(out))
+    assert proc.returncode == 0 and proc.stderr == b""
+    assert f"{SPAMMER}\tHOLD" in out.read_text()
 
 
 def test_csv_and_json(populated, tmp_path):
@@ -112,8 +131,12 @@ def test_csv_and_json(populated, tmp_path):
 def test_unwritable_output_is_a_clear_error(populated, tmp_path):
     proc = populated.bounces("export", "dead-recipients", "-o", str(tmp_path / "no" / "x"),
                              "--no-postmap")
-    assert proc.returncode == 1
-    assert "cannot write" in proc.stderr.decode() and "Traceback" not in proc.stderr.decode()
+    # 73 (EX_CANTCREAT), not 1: 1 now means "written, but incomplete" (--key sasl).
+    assert proc.returncode == 73
+    err = proc.stderr.decode()
+    assert "cannot write" in err and "Traceback" not in err
+    # A missing directory (the cron jobs' maps/ before install.sh made it) names the fix.
+    assert f"create the directory: install -d -m 0755 {tmp_path / 'no'}" in err
 
 
 @pytest.mark.parametrize("what", ["dead-recipients", "compromised-senders"])

@@ -82,7 +82,8 @@ def test_iso_datetime_with_offset_is_converted_to_utc(populated):
     doc = report(populated, "--since", start + "+00:00")
     assert doc["total"] == RECENT
     doc = report(populated, "--since", start + "+01:00")  # one hour earlier in UTC terms
-    assert doc["period"]["since"] == (now - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S")
+    # RFC 3339 UTC, "Z" (issue 16: report --format json times carried no zone).
+    assert doc["period"]["since"] == (now - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @pytest.mark.parametrize(
@@ -126,7 +127,7 @@ def test_every_grouping(populated, by):
         # Time buckets: every bucket of the period in order, summing to the total.
         keys = [g["key"] for g in doc["groups"]]
         assert keys == sorted(keys)
-        assert all(k.endswith(":00:00") and "T" in k for k in keys)  # ISO 8601 bucket starts
+        assert all(k.endswith(":00:00Z") and "T" in k for k in keys)  # RFC 3339 UTC starts
         assert sum(g["count"] for g in doc["groups"]) == ALL
         assert len(keys) == (8 if by == "day" else 7 * 24 + 1)
         busy = [g for g in doc["groups"] if g["count"]]

@@ -20,6 +20,7 @@ import tempfile
 import pytest
 
 from tests.conftest import ROOT
+from tests.e2e import deploy_docs
 from tests.e2e.dsn import dsn, xverp_token
 from tests.support import postfix as pfmod
 
@@ -112,6 +113,15 @@ def test_the_deploy_guide_end_to_end():
             st = os.stat(f"{spool}/{sub}")
             assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o770, nobody)
         assert "up to date" in run([*bounces, "db", "current"])
+        # The permission table of deploy/spool-and-lmtp.md is what install.sh did (and
+        # `bounces verp keygen --group` for the key file), and the pages the systemd
+        # units name were installed.
+        run([*bounces, "verp", "keygen", "--group", "nogroup", "--file", f"{etc}/verp.keys"])
+        layout = {"/opt/bounce-handler": prefix, "/etc/bounce-handler": etc,
+                  "/var/lib/bounce-handler": state, "/var/spool/bounce-handler": spool}
+        assert deploy_docs.check_permissions(layout, "nobody", "nogroup") == []
+        for page in deploy_docs.documentation_paths():
+            assert os.path.isfile(page.replace("/opt/bounce-handler", prefix)), page
 
         # Step 2: configure.
         cfg = open(f"{etc}/config.toml").read()
@@ -157,4 +167,32 @@ def test_the_deploy_guide_end_to_end():
     finally:
         if instance is not None:
             instance.destroy()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_guides_reload_line_starts_a_stopped_postfix():
+    # Issue 16: `postfix check && postfix reload` exited 1, printing nothing, when Postfix
+    # was stopped (the message goes to the mail log).  The guide's line, verbatim, with
+    # this instance's -c, must leave Postfix running whether it was running or not.
+    why = pfmod.unavailable_reason()
+    if why:
+        from tests.support.services import require
+
+        require("postfix", why)
+    guide = (ROOT / "deploy" / "README.md").read_text()
+    [line] = [ln.strip() for ln in guide.splitlines() if ln.strip().startswith("postfix status")]
+    root = tempfile.mkdtemp(prefix="bh-reload-", dir="/tmp")
+    os.chmod(root, 0o755)
+    instance = pfmod.PostfixInstance(f"{root}/postfix", name="reload")
+    try:
+        instance.write_config()
+        assert not instance.is_running()
+        command = line.replace("postfix ", f"{pfmod.POSTFIX} -c {instance.config_dir} ")
+        for _ in ("stopped", "running"):
+            proc = subprocess.run(["sh", "-c", command], capture_output=True, text=True,
+                                  timeout=120)
+            assert proc.returncode == 0, (command, proc.stdout, proc.stderr)
+            pfmod.wait_for(instance.is_running, timeout=30, what="postfix running")
+    finally:
+        instance.destroy()
         shutil.rmtree(root, ignore_errors=True)
