@@ -119,18 +119,25 @@ def _table(rep, con) -> None:
         t = Table(title=f"Live flags: {rep.flags_live} ({_by_kind(rep.flags_by_kind)})",
                   title_justify="left")
         cols = ["id", "kind", "subject", "state", "rule", "raised"]
-        cols += ["evidence", "advice"] if wide else []
+        # The advice column only when a flag has advice (throttled destinations do): an
+        # empty column would take the room the evidence needs, or be cut off the edge.
+        advice = wide and any(f["advice"] for f in rep.flags)
+        cols += (["evidence", "advice"] if advice else ["evidence"]) if wide else []
+        # An address is read whole: the subject column is as wide as the longest (up to 40),
+        # and only the free-text columns fold.
+        subject_width = min(40, max(16, *(len(f["subject"]) for f in rep.flags)))
         for col in cols:
             folds = col in ("subject", "advice", "evidence")
             t.add_column(col, overflow="fold" if folds else "ellipsis", no_wrap=not folds,
-                         min_width=16 if col == "subject" else None)
+                         min_width=subject_width if col == "subject" else None)
         for f in rep.flags:
             style = "bold red" if f["state"] == "open" else "yellow"
             row = [str(f["id"]), f["kind"], escape(f["subject"]), f"[{style}]{f['state']}[/]",
-                   f["rule"], when(f["raised_at"])]
+                   f["rule"], _compact_time(f["raised_at"])]  # the year is in the heading
             if wide:
                 row.append(escape(_evidence_text(f)))
-                row.append(escape(_first_line(f["advice"])))
+                if advice:
+                    row.append(escape(_first_line(f["advice"])))
             t.add_row(*row)
         con.print(t)
         _dead_digest(rep, con)
