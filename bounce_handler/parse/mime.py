@@ -18,6 +18,12 @@ from bounce_handler.parse.scan import params as _params
 
 MAX_DEPTH = 8  # nesting of multiparts / attached messages we follow
 MAX_PARTS = 200  # parts per message, all levels together
+# Bounds on what any scanner or pattern downstream sees of one entity (the pipe reads up
+# to 10 MiB): a header block (Postfix's own header_size_limit is 100 KB a field; a real
+# bounce's whole header is a few KB) and a part's decoded text (a notice is read up to
+# base.MAX_TEXT, a delivery-status report of MAX_RECIPIENTS groups is ~300 KB).
+MAX_HEADER_BYTES = 256 * 1024
+MAX_TEXT_BYTES = 1024 * 1024
 
 _MESSAGE_TYPES = ("message/rfc822", "message/global", "message/rfc822-headers")
 _HEADER_TYPES = ("text/rfc822-headers", "message/global-headers")
@@ -91,8 +97,11 @@ def _decode_word(whole: str, charset: str, enc: str, text: str) -> str:
 
 
 def parse_headers(block: bytes) -> list:
-    """Header fields of a block as [(lower-cased name, unfolded value)], in order."""
-    text = to_str(block)
+    """Header fields of a block as [(lower-cased name, unfolded value)], in order.
+
+    Only the first MAX_HEADER_BYTES of the block are read.
+    """
+    text = to_str(block[:MAX_HEADER_BYTES])
     if "\n " in text or "\n\t" in text:
         text = unfold(text)
     out = []
@@ -218,9 +227,13 @@ class Part:
         return self._body
 
     def text(self) -> str:
-        """Return the body as text, decoded with its declared charset (errors replaced)."""
+        """Return the body as text, decoded with its declared charset (errors replaced).
+
+        At most MAX_TEXT_BYTES of the decoded body: everything that reads text reads this.
+        """
         if self._text is None:
-            self._text = normalize_text(to_str(self.body, self.params.get("charset")))
+            data = self.body[:MAX_TEXT_BYTES]
+            self._text = normalize_text(to_str(data, self.params.get("charset")))
         return self._text
 
     def walk(self, into_messages: bool = False):
