@@ -19,6 +19,8 @@ def unfold(text: str) -> str:
     # per-part work is one C call, so 10 MiB of folds stays a fraction of a second.
     if "\n\t" in text:
         text = text.replace("\n\t", "\n ")
+    if "\n  " not in text and "\n \t" not in text:
+        return text.replace("\n ", " ")  # every fold is one blank: no run to drop
     parts = text.split("\n ")
     if len(parts) == 1:
         return text
@@ -32,20 +34,24 @@ def split_blank(text: str) -> list:
         # leftmost and non-overlapping): str.split does it without a loop per line.
         return text.split("\n\n")
     lines = text.split("\n")
+    # The same lines without their blanks: "" marks a blank line, found by list.index
+    # (C) so that the loop below runs once per separator, not once per line.
+    marks = text.replace(" ", "").replace("\t", "").split("\n")
     last = len(lines) - 1
     out = []
-    cur = [lines[0]]
+    start = 0
     i = 1
-    while i <= last:
-        # A separator is the newline before a blank line plus the one after it.
-        if i < last and not lines[i].strip(" \t"):
-            out.append("\n".join(cur))
-            cur = [lines[i + 1]]
-            i += 2
-        else:
-            cur.append(lines[i])
-            i += 1
-    out.append("\n".join(cur))
+    while True:
+        # A separator is the newline before a blank line plus the one after it; the
+        # first line of a block is never one (it follows a separator's second newline).
+        try:
+            i = marks.index("", i, last)
+        except ValueError:
+            break
+        out.append("\n".join(lines[start:i]))
+        start = i + 1
+        i = start + 1
+    out.append("\n".join(lines[start:]))
     return out
 
 
@@ -370,30 +376,21 @@ def encoded_words(value: str) -> list:
 
 def _fold_lower(text: str) -> str:
     """``text`` lower-cased as re.IGNORECASE compares a literal (same length: see _FOLD)."""
-    return text.translate(_FOLD).lower()
-
-
-# A backreference under re.IGNORECASE compares simple lower cases only: "ſ" (which the
-# literal "s" matches) must be closed by "ſ" again; U+0130's simple lower case is "i".
-_REF_FOLD = {0x130: "i"}
+    # str.replace rather than str.translate(_FOLD): C speed on a megabyte of HTML.
+    if not text.isascii():
+        text = text.replace("\u0130", "i").replace("\u0131", "i").replace("\u017f", "s")
+    return text.lower()
 
 
 def _ref_key(text: str) -> str:
-    return text.translate(_REF_FOLD).lower()
+    """``text`` as a backreference under re.IGNORECASE compares it: simple lower cases.
 
-
-def _find_close(text: str, needle: str, start: int) -> int:
-    """Index of the first ``needle`` ("</" + a _ref_key) at or after ``start``, or -1."""
-    w = len(needle)
-    i = text.find("</", start)
-    while i >= 0:
-        if _ref_key(text[i : i + w]) == needle:
-            return i
-        i = text.find("</", i + 2)
-    return -1
-
-
-_BLOCKS = ("script", "style")
+    "ſ" (which the literal "s" matches) must be closed by "ſ" again; U+0130's simple
+    lower case is "i" (its full one, "i̇", would change the length).
+    """
+    if not text.isascii():
+        text = text.replace("\u0130", "i")
+    return text.lower()
 
 
 def strip_blocks(html: str) -> str:
@@ -401,36 +398,50 @@ def strip_blocks(html: str) -> str:
 
     Linear: the regex restarts its lazy scan for "</script>" at every "<script" and, when
     none closes, rescans to the end each time (repeated "<script>": 114 s at 600 KB,
-    issue 14).  Here a closing tag missing after one position is missing after every
-    later one, so it is looked for once; found blocks do not overlap.
+    issue 14).  Here the text is case-folded once, both ways re.IGNORECASE compares
+    (``low``: as a literal, ``keyed``: as a backreference; same length as ``html``), the
+    openings and closings are found by str.find, and a closing tag missing after one
+    position is missing after every later one, so it is looked for once.
     """
     if "<" not in html:
         return html
     n = len(html)
+    if html.isascii():
+        low = keyed = html.lower()
+    else:
+        low, keyed = _fold_lower(html), _ref_key(html)
     out = []
     pos = 0
     missing = {}  # closing tag -> a position after which it does not occur
-    i = html.find("<")
-    while i >= 0:
-        nxt = i + 1
-        head = _fold_lower(html[i + 1 : i + 7])
-        for tag in _BLOCKS:
-            if not head.startswith(tag):
+    script = low.find("<script")
+    style = low.find("<style")
+    while script >= 0 or style >= 0:
+        if style < 0 or 0 <= script < style:
+            i, tag = script, "script"
+        else:
+            i, tag = style, "style"
+        e = i + 1 + len(tag)
+        resume = i + 1
+        close = "</" + keyed[i + 1 : e] + ">"
+        # "<scripts>": no word boundary, not the element.
+        if not (e < n and _wordchar(html[e])) and missing.get(close, n + 1) > e:
+            j = keyed.find(close, e)
+            if j >= 0:
+                out.append(html[pos:i])
+                pos = resume = j + len(close)
+            elif low.find("</" + tag + ">", e) < 0:
+                # No closing tag of any case after here: no later "<tag" can match.
+                if tag == "script":
+                    script = -1
+                else:
+                    style = -1
                 continue
-            e = i + 1 + len(tag)
-            if e < n and _wordchar(html[e]):
-                break  # "<scripts>": no word boundary, not the element
-            close = "</" + _ref_key(html[i + 1 : e]) + ">"
-            if missing.get(close, n + 1) <= e:
-                break
-            j = _find_close(html, close, e)
-            if j < 0:
-                missing[close] = e
-                break
-            out.append(html[pos:i])
-            pos = nxt = j + len(close)
-            break
-        i = html.find("<", nxt)
+            else:
+                missing[close] = e  # only this spelling ("ſcript") is never closed
+        if 0 <= script < resume:
+            script = low.find("<script", resume)
+        if 0 <= style < resume:
+            style = low.find("<style", resume)
     out.append(html[pos:])
     return "".join(out)
 
