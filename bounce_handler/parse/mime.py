@@ -19,10 +19,12 @@ from bounce_handler.parse.scan import params as _params
 MAX_DEPTH = 8  # nesting of multiparts / attached messages we follow
 MAX_PARTS = 200  # parts per message, all levels together
 # Bounds on what any scanner or pattern downstream sees of one entity (the pipe reads up
-# to 10 MiB): a header block (Postfix's own header_size_limit is 100 KB a field; a real
-# bounce's whole header is a few KB) and a part's decoded text (a notice is read up to
-# base.MAX_TEXT, a delivery-status report of MAX_RECIPIENTS groups is ~300 KB).
-MAX_HEADER_BYTES = 256 * 1024
+# to 10 MiB): the lines of a header block, before unfolding (a long folded field is kept:
+# a 3 MiB one is 40,000 lines) and after (a real header has tens of fields; each line costs
+# a little Python, and 2.5 million folds took 1.4 s), and a part's decoded text (a notice
+# is read up to base.MAX_TEXT, a report of MAX_RECIPIENTS groups is ~300 KB).
+MAX_HEADER_LINES = 5000
+MAX_FOLDED_LINES = 100_000
 MAX_TEXT_BYTES = 1024 * 1024
 
 _MESSAGE_TYPES = ("message/rfc822", "message/global", "message/rfc822-headers")
@@ -99,13 +101,16 @@ def _decode_word(whole: str, charset: str, enc: str, text: str) -> str:
 def parse_headers(block: bytes) -> list:
     """Header fields of a block as [(lower-cased name, unfolded value)], in order.
 
-    Only the first MAX_HEADER_BYTES of the block are read.
+    Only the first MAX_FOLDED_LINES lines are unfolded, and the first MAX_HEADER_LINES
+    fields (or stray lines) of the result read.
     """
-    text = to_str(block[:MAX_HEADER_BYTES])
+    if block.count(b"\n") >= MAX_FOLDED_LINES:
+        block = b"\n".join(block.split(b"\n", MAX_FOLDED_LINES)[:MAX_FOLDED_LINES])
+    text = to_str(block)
     if "\n " in text or "\n\t" in text:
         text = unfold(text)
     out = []
-    for line in text.split("\n"):
+    for line in text.split("\n", MAX_HEADER_LINES)[:MAX_HEADER_LINES]:
         i = line.find(":")
         if i <= 0:
             continue
