@@ -25,6 +25,10 @@ MAX_PARTS = 200  # parts per message, all levels together
 # is read up to base.MAX_TEXT, a report of MAX_RECIPIENTS groups is ~300 KB).
 MAX_HEADER_LINES = 5000
 MAX_FOLDED_LINES = 100_000
+# A field's value: Postfix's cleanup(8) keeps at most header_size_limit (102400) bytes of
+# one header, so through Postfix a longer one never arrives; past it the Python scanners
+# downstream (addresses in To:, Content-Type parameters) would cost seconds at 10 MiB.
+MAX_FIELD_CHARS = 102400
 MAX_TEXT_BYTES = 1024 * 1024
 
 _MESSAGE_TYPES = ("message/rfc822", "message/global", "message/rfc822-headers")
@@ -101,8 +105,8 @@ def _decode_word(whole: str, charset: str, enc: str, text: str) -> str:
 def parse_headers(block: bytes) -> list:
     """Header fields of a block as [(lower-cased name, unfolded value)], in order.
 
-    Only the first MAX_FOLDED_LINES lines are unfolded, and the first MAX_HEADER_LINES
-    fields (or stray lines) of the result read.
+    Only the first MAX_FOLDED_LINES lines are unfolded, the first MAX_HEADER_LINES
+    fields (or stray lines) of the result read, and MAX_FIELD_CHARS of each value kept.
     """
     if block.count(b"\n") >= MAX_FOLDED_LINES:
         block = b"\n".join(block.split(b"\n", MAX_FOLDED_LINES)[:MAX_FOLDED_LINES])
@@ -117,7 +121,7 @@ def parse_headers(block: bytes) -> list:
         name = line[:i].rstrip()
         if " " in name or "\t" in name:  # not a field (mbox "From " line, stray text)
             continue
-        out.append((name.lower(), line[i + 1 :].strip()))
+        out.append((name.lower(), line[i + 1 : i + 1 + MAX_FIELD_CHARS].strip()))
     return out
 
 
