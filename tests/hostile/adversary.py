@@ -153,7 +153,9 @@ class Gen:
             salted = self._salted(body) if hi >= 8 else None
             if salted is not None and len(salted) >= lo:
                 return salted
-            return "".join(self._one(o, a) for o, a in body) * lo
+            # An optional piece is taken ("couldn'?t" -> "couldn't"): detectors gate on
+            # the full wording, so the full sample is the one that reaches their scans.
+            return "".join(self._one(o, a) for o, a in body) * (1 if (lo, hi) == (0, 1) else lo)
         if op is C.GROUPREF:
             return self.groups.get(av, "")
         if op is C.GROUPREF_EXISTS:
@@ -699,6 +701,28 @@ def evaluate(target, size: int, cache: dict, keep: int = 2, probe: int = 8192,
                     t = min(t, timed(parse, msg))
             rows.append(Row(target.name, label, place, t, tp, len(msg)))
     return rows
+
+
+def attack_text(target, label: str, size: int) -> str:
+    """The attack ``label`` of ``target`` rebuilt at ``size``."""
+    return dict(target.attacks(size) + generic_attacks(size))[label]
+
+
+def growth(target, row, size: int) -> float:
+    """How a row's time grows from size/4 to size (linear: ~4; quadratic: ~16).
+
+    Best of three runs each, interleaved: a ratio to a plain message misses a quadratic
+    whose plain message is itself slow (flufl's fallback reads 400 lines of it).
+    """
+    parse = _parse()
+    context = context_for(target)
+    small = message(row.place, attack_text(target, row.label, size // 4), context)
+    big = message(row.place, attack_text(target, row.label, size), context)
+    ts = tb = float("inf")
+    for _ in range(3):
+        ts = min(ts, timed(parse, small))
+        tb = min(tb, timed(parse, big))
+    return tb / max(ts, 1e-4)
 
 
 def all_targets() -> list:
