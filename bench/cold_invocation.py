@@ -86,6 +86,7 @@ def main() -> None:
 
     import bounce_handler
     from bounce_handler import settings
+    from bounce_handler.cli import caches
     from bounce_handler.store import engine
 
     # A pip install compiles the package; an editable checkout under
@@ -116,7 +117,7 @@ def main() -> None:
     cfg.write_text(text)
     s = settings.load(str(cfg))
     engine.upgrade(s)
-    settings.write_cache(s)  # what `bounces db upgrade` / `bounces config check` leave behind
+    caches.write(s)  # what `bounces db upgrade` / `bounces config check` leave behind
     env = dict(os.environ, BOUNCE_HANDLER_CONFIG=str(cfg))
     sample = Path(args.sample).read_bytes()
     handler = str(BIN / "bounce-handler")

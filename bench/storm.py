@@ -161,13 +161,14 @@ def write_config(path: Path, url: str, extra: str = "") -> Path:
 
 def migrated_sqlite(tmp: Path, name: str) -> tuple[Path, Path]:
     from bounce_handler import settings
+    from bounce_handler.cli import caches
     from bounce_handler.store import engine
 
     db = tmp / f"{name}.db"
     cfg = write_config(tmp / f"{name}.toml", f"sqlite:///{db}", "busy_timeout = 20.0\n")
     s = settings.load(str(cfg))
     engine.upgrade(s)
-    settings.write_cache(s)  # what `bounces db upgrade` leaves for the pipe
+    caches.write(s)  # what `bounces db upgrade` leaves for the pipe
     return db, cfg
 
 
@@ -257,13 +258,14 @@ def pg_database(inst, name: str) -> str:
 
 def mode_spool(msgs, conc: int, tmp: Path, inst) -> Run:
     from bounce_handler import settings
+    from bounce_handler.cli import caches
     from bounce_handler.store import spool
 
     url = pg_database(inst, "storm_spool")
     spool_dir = tmp / "spool"
     spool.make_dirs(str(spool_dir))
     cfg = write_config(tmp / "spool.toml", url, f'pg_mode = "spool"\nspool_dir = "{spool_dir}"\n')
-    settings.write_cache(settings.load(str(cfg)))
+    caches.write(settings.load(str(cfg)))
     run = Run("pipe -> spool -> PostgreSQL", len(msgs))
     drain = subprocess.Popen(
         [sys.executable, "-m", "bounce_handler.daemon.drain", "--config", str(cfg)],
@@ -291,10 +293,11 @@ def mode_spool(msgs, conc: int, tmp: Path, inst) -> Run:
 
 def mode_direct(msgs, conc: int, tmp: Path, inst) -> Run:
     from bounce_handler import settings
+    from bounce_handler.cli import caches
 
     url = pg_database(inst, "storm_direct")
     cfg = write_config(tmp / "direct.toml", url, 'pg_mode = "direct"\n')
-    settings.write_cache(settings.load(str(cfg)))
+    caches.write(settings.load(str(cfg)))
     run = Run("pipe -> PostgreSQL direct", len(msgs))
     spawn_storm(run, handler_argv(cfg), msgs, conc)
     count_check_sql(run, *pg_counts(url))

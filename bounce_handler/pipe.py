@@ -335,9 +335,12 @@ def run(argv: list[str], stdin, now: float | None = None) -> tuple[int, str, lis
 
         settings = settings_mod.load(opts["config"])
         if settings.path:
+            # The precompiled patterns beside the config: read (here, not in the parser)
+            # only if this message needs a pattern compiled (parse/lazyre.py).
             from bounce_handler.parse import lazyre
 
-            lazyre.use_table(settings_mod.patterns_path(settings.path))
+            table = settings_mod.patterns_path(settings.path)
+            lazyre.use_table(lambda: settings_mod.read_stamped(table, lazyre.header()))
         raw, size, truncated = read_bounded(stdin, settings.intake.max_message_bytes)
         hdrs = envelope_headers(raw)
         from bounce_handler.intake import Envelope, process

@@ -461,7 +461,7 @@ def cache_path(path: str) -> str:
 
 
 def patterns_path(path: str) -> str:
-    """Where ``write_cache`` puts the precompiled regular expressions (parse/lazyre.py)."""
+    """Where the precompiled regular expressions live (cli/caches.py, parse/lazyre.py)."""
     head, tail = os.path.split(path)
     return os.path.join(head, "." + tail + ".patterns")
 
@@ -476,8 +476,8 @@ def _stamp(st: os.stat_result) -> tuple:
 def read_stamped(path: str, stamp) -> object | None:
     """The data of a ``(stamp, data)`` marshal file if its stamp is ``stamp``, else None.
 
-    The format of the caches ``write_cache`` leaves beside the config (this one, and
-    parse/lazyre.py's pattern table); missing, unreadable or foreign files give None.
+    The format of the caches left beside the config (``write_cache``'s, and the pattern
+    table parse/lazyre.py uses); missing, unreadable or foreign files give None.
     """
     import marshal
 
@@ -529,9 +529,9 @@ def cache_is_current(path: str) -> bool:
 def write_cache(settings: Settings) -> str | None:
     """Write the marshal cache beside the config file; return its path, or None.
 
-    Called by ``bounces`` verbs run by the administrator; the pipe only reads it.
-    The cache gets the same mode as the TOML file (it holds the same secrets).  The
-    precompiled-pattern table (``patterns_path``) is written beside it, same mode.
+    Called by ``bounces`` verbs run by the administrator (through cli/caches.py, which
+    also writes the parser's pattern table beside it); the pipe only reads it.  The cache
+    gets the same mode as the TOML file (it holds the same secrets).
     """
     if not settings.path:
         return None
@@ -542,13 +542,6 @@ def write_cache(settings: Settings) -> str | None:
         write_stamped(cache, _stamp(st), data, st)
     except OSError:
         return None
-    # What else the pipe would otherwise redo in every process: the parser's patterns.
-    from bounce_handler.parse import lazyre, precompile
-
-    try:
-        write_stamped(patterns_path(settings.path), lazyre.header(), precompile.build(), st)
-    except Exception:  # noqa: BLE001 - re internals that differ, a full disk: no table,
-        pass  # and the pipe compiles its patterns as usual
     return cache
 
 

@@ -19,9 +19,11 @@ FORBIDDEN = (
 
 def run_probe(store, extension: str, message: bytes) -> tuple[int, set[str]]:
     from bounce_handler import settings
+    from bounce_handler.cli import caches
 
-    # As after `bounces db upgrade` / `bounces config check`: the parsed-config cache exists.
-    settings.write_cache(settings.load(str(store.config)))
+    # As after `bounces db upgrade` / `bounces config check`: the parsed-config cache and
+    # the precompiled-pattern table exist.
+    caches.write(settings.load(str(store.config)))
     path = store.root / "msg.eml"
     path.write_bytes(message)
     code = (

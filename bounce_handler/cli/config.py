@@ -34,15 +34,15 @@ def register(sub) -> None:
 
 def run(args, settings) -> int:
     """Run `bounces config ACTION`."""
-    from bounce_handler import settings as settings_mod
-
     if args.action == "check":
+        from bounce_handler.cli import caches
+
         # The [rules] tables are the judge's to validate; a typo there would otherwise
         # only surface as the pipe deferring every bounce (exit 75).
         from bounce_handler.judge.rules import for_settings
 
         for_settings(settings)
-        cache = settings_mod.write_cache(settings)
+        cache = caches.write(settings)
         where = settings.path or "(no file: all defaults)"
         print(f"{where}: ok" + (f"; cache {cache}" if cache else ""))
         return 0

@@ -57,7 +57,7 @@ def run(args, settings) -> int:
     """Run `bounces db ACTION`."""
     from sqlalchemy.exc import OperationalError
 
-    from bounce_handler import settings as settings_mod
+    from bounce_handler.cli import caches
     from bounce_handler.store import engine
 
     url = settings.database.url
@@ -66,8 +66,9 @@ def run(args, settings) -> int:
     try:
         if args.action == "upgrade":
             engine.upgrade(settings, args.revision)
-            # The pipe reads the config through this cache (tomllib costs ~8 ms a bounce).
-            settings_mod.write_cache(settings)
+            # The pipe reads the config through this cache (tomllib costs ~8 ms a bounce),
+            # and its patterns precompiled (~7 ms a vendor-format bounce).
+            caches.write(settings)
             print(f"database at {engine.current_revision(settings)} ({_safe(url)})")
         elif args.action == "downgrade":
             engine.downgrade(settings, args.revision)

@@ -10,12 +10,21 @@ from __future__ import annotations
 from bounce_handler.parse.lazyre import I, LazyPattern, M, lazy
 from bounce_handler.parse.mime import Part, decode_words
 from bounce_handler.parse.model import Recipient
-from bounce_handler.parse.scan import collapse_ws, find_angle, find_reply, find_status, odd_dots
+from bounce_handler.parse.scan import (
+    Address,
+    collapse_ws,
+    find_angle,
+    find_reply,
+    find_status,
+    odd_dots,
+    replace_tags,
+    strip_blocks,
+)
 
 # An address as bounces print it: local@domain, UTF-8 allowed on both sides (RFC 6531).
-# Bounded repeats (RFC 5321 §4.5.3.1: local part 64, labels 63; VERP tokens run longer):
-# unbounded ones made a long run of word characters quadratic to search.
-ADDRESS = lazy(r"[\w.+=/!#$%&'*?^`{|}~-]{1,200}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,16}")
+# The regex it stands for is in scan.Address; as a regex it scanned 200 characters ahead
+# from every position of a run of letters (a 10 MiB To: header took minutes).
+ADDRESS = Address()
 # <local@domain>, RFC 3463 status codes, reply codes and blank runs are read by
 # parse.scan's hand-written scanners: a standard DSN then never imports re.
 
@@ -177,6 +186,9 @@ class Hit:
 
 
 MAX_TEXT = 65536  # notice text read by detectors; a longer one is a returned message inline
+# A header value read by detectors: RFC 5322 §2.1.1 lines are at most 998 characters, and a
+# Subject of RFC 2047 words (a CJK subject) unfolds to a few times that.
+MAX_FIELD = 4096
 _DAEMON_WORDS = (
     "mailer-daemon", "mailer_daemon", "postmaster", "mail delivery", "mailerdaemon",
     "mail administrator", "mdaemon", "mail system", "nobody@", "root@", "daemon@",
@@ -208,16 +220,24 @@ class Sniff:
     def __init__(self, msg: Part, raw: bytes | None = None) -> None:
         self.msg = msg
         self.raw = raw
-        self.from_ = (msg.get("from") or "").lower()
-        self.subject = decode_words(msg.get("subject") or "").lower()
+        # Header values cut at MAX_FIELD before any pattern (FAILURE_SUBJECT's
+        # "message .* delayed" is quadratic in the length of the line it searches).
+        self.from_ = (msg.get("from") or "")[:MAX_FIELD].lower()
+        self.subject = decode_words((msg.get("subject") or "")[:MAX_FIELD]).lower()
         self.ctype = msg.ctype
         self.report_type = (msg.params.get("report-type") or "").lower()
-        self.mailer = (msg.get("x-mailer") or "").lower()
-        self.auto = (msg.get("auto-submitted") or "").lower()
+        self.mailer = (msg.get("x-mailer") or "")[:MAX_FIELD].lower()
+        self.auto = (msg.get("auto-submitted") or "")[:MAX_FIELD].lower()
         self.failed = msg.get("x-failed-recipients") or ""
         text = notice_text(msg)
         if len(text) > MAX_TEXT:
             text = text[:MAX_TEXT]
+        if not text.endswith("\n"):
+            # Always a line end after the last line: detectors' "WORDS[^\n]*\n" patterns
+            # then match at the first WORDS, where on a last line without one they failed
+            # and rescanned to the end from each repetition (quadratic: 10 s for 64 KB
+            # of "address failed   ...", tests/hostile/test_adversarial.py).
+            text += "\n"
         self.text = text
         self.lower = text.lower()
         self._daemon = None
@@ -285,25 +305,28 @@ def notice_text(msg: Part) -> str:
             t = p.text()
             if p.ctype == "text/html":
                 t = html_to_text(t)
-            out.append(t)
+            out.append(t[:MAX_TEXT])  # Sniff keeps MAX_TEXT of the whole anyway
         if len(out) >= 3:
             break
     return "\n".join(out)
 
 
-_TAG = lazy(r"<(?:br|p|div|tr|li)\b[^>]*>|<[^>]*>", I)
 _ENTITY = {"&lt;": "<", "&gt;": ">", "&amp;": "&", "&nbsp;": " ", "&quot;": '"', "&#39;": "'"}
 
 
 _BREAKS = ("br", "p ", "p>", "di", "tr", "li")
+# HTML read per part: markup is bulkier than the text it gives (MAX_TEXT of that is kept).
+MAX_HTML = 16 * MAX_TEXT
 
 
 def html_to_text(html: str) -> str:
-    """Rough text of an HTML notice (Office 365, Gmail send HTML-only parts sometimes)."""
-    import re  # lazily: HTML-only notices are rare, and re costs ~4.5 ms to import
+    """Rough text of an HTML notice (Office 365, Gmail send HTML-only parts sometimes).
 
-    html = re.sub(r"(?is)<(script|style)\b.*?</\1>", "", html)
-    text = _TAG.sub(lambda m: "\n" if m.group(0)[1:3].lower() in _BREAKS else "", html)
+    Two linear scans (parse/scan.py: script/style blocks out, then tags to line breaks or
+    nothing) over at most MAX_HTML characters: the regexes they replace were quadratic on
+    unclosed tags (issue 14: repeated "<script>", 114 s at 600 KB).
+    """
+    text = replace_tags(strip_blocks(html[:MAX_HTML]), _BREAKS)
     for k, v in _ENTITY.items():
         text = text.replace(k, v)
     return text

@@ -18,6 +18,18 @@ from bounce_handler.parse.scan import params as _params
 
 MAX_DEPTH = 8  # nesting of multiparts / attached messages we follow
 MAX_PARTS = 200  # parts per message, all levels together
+# Bounds on what any scanner or pattern downstream sees of one entity (the pipe reads up
+# to 10 MiB): the lines of a header block, before unfolding (a long folded field is kept:
+# a 3 MiB one is 40,000 lines) and after (a real header has tens of fields; each line costs
+# a little Python, and 2.5 million folds took 1.4 s), and a part's decoded text (a notice
+# is read up to base.MAX_TEXT, a report of MAX_RECIPIENTS groups is ~300 KB).
+MAX_HEADER_LINES = 5000
+MAX_FOLDED_LINES = 100_000
+# A field's value: Postfix's cleanup(8) keeps at most header_size_limit (102400) bytes of
+# one header, so through Postfix a longer one never arrives; past it the Python scanners
+# downstream (addresses in To:, Content-Type parameters) would cost seconds at 10 MiB.
+MAX_FIELD_CHARS = 102400
+MAX_TEXT_BYTES = 1024 * 1024
 
 _MESSAGE_TYPES = ("message/rfc822", "message/global", "message/rfc822-headers")
 _HEADER_TYPES = ("text/rfc822-headers", "message/global-headers")
@@ -91,17 +103,23 @@ def _decode_word(whole: str, charset: str, enc: str, text: str) -> str:
 
 
 def parse_headers(block: bytes) -> list:
-    """Header fields of a block as [(lower-cased name, unfolded value)], in order."""
+    """Header fields of a block as [(lower-cased name, unfolded value)], in order.
+
+    Only the first MAX_FOLDED_LINES lines are unfolded, the first MAX_HEADER_LINES
+    fields (or stray lines) of the result read, and MAX_FIELD_CHARS of each value kept.
+    """
+    if block.count(b"\n") >= MAX_FOLDED_LINES:
+        block = b"\n".join(block.split(b"\n", MAX_FOLDED_LINES)[:MAX_FOLDED_LINES])
     text = to_str(block)
     if "\n " in text or "\n\t" in text:
         text = unfold(text)
     out = []
-    for line in text.split("\n"):
+    for line in text.split("\n", MAX_HEADER_LINES)[:MAX_HEADER_LINES]:
         i = line.find(":")
         if i > 0:
             name = line[:i].rstrip()
             if " " not in name and "\t" not in name:
-                out.append((name.lower(), line[i + 1 :].strip()))
+                out.append((name.lower(), line[i + 1 : i + 1 + MAX_FIELD_CHARS].strip()))
                 continue
         # Not a field (mbox "From " line, stray text) — unless it is a parameter whose
         # line lost its folding blank: "Content-Type: multipart/alternative;\n
@@ -224,9 +242,13 @@ class Part:
         return self._body
 
     def text(self) -> str:
-        """Return the body as text, decoded with its declared charset (errors replaced)."""
+        """Return the body as text, decoded with its declared charset (errors replaced).
+
+        At most MAX_TEXT_BYTES of the decoded body: everything that reads text reads this.
+        """
         if self._text is None:
-            self._text = normalize_text(to_str(self.body, self.params.get("charset")))
+            data = self.body[:MAX_TEXT_BYTES]
+            self._text = normalize_text(to_str(data, self.params.get("charset")))
         return self._text
 
     def walk(self, into_messages: bool = False):

@@ -1,7 +1,8 @@
 """Build the table of precompiled patterns that ``parse/lazyre.py`` reads.
 
-``settings.write_cache`` writes it, when the administrator's ``bounces`` verbs run, never
-the pipe: building imports ``re`` and every detector.  See lazyre's docstring for why.
+``cli/caches.py`` writes it beside the configuration when the administrator's ``bounces
+config check`` / ``db upgrade`` run, never the pipe: building imports ``re`` and every
+detector.  See lazyre's docstring for why, and for the digest each entry carries.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from bounce_handler.parse import lazyre
 
 
 def entry(pattern: str, flags: int) -> tuple:
-    """The arguments after ``pattern`` that ``_sre.compile`` needs to rebuild this pattern.
+    """The arguments after ``pattern`` that ``_sre.compile`` needs, and their digest.
 
     The same steps as CPython's ``re._compiler.compile``; the result is checked against
     ``re.compile`` itself (Pattern equality compares flags, pattern text and code), so a
@@ -37,7 +38,7 @@ def entry(pattern: str, flags: int) -> tuple:
             tuple(indexgroup))
     if _sre.compile(pattern, *lazyre.sre_args(args)) != reference:
         raise ValueError(f"precompiled code differs from re.compile for {pattern[:60]!r}")
-    return args
+    return (*args, lazyre.digest(pattern, flags, args))
 
 
 def build() -> dict:

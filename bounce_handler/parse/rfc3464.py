@@ -94,6 +94,8 @@ def groups(text: str) -> tuple:
     per_message = {}
     rcpts = []
     for block in split_blank(text.strip("\n")):
+        if not block.strip():
+            continue  # a run of blank lines: no fields (and 250,000 of them cost 1.3 s)
         fields = parse_headers(block.encode("utf-8", "surrogateescape"))
         if not fields:
             continue

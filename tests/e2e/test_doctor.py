@@ -166,7 +166,9 @@ def test_start_up_caches_missing_or_stale_is_a_warning_with_the_fix(setup):
     assert "precompiled patterns" in out
     assert f"fix: {script('bounces')} --config {config} config check" in out
 
-    assert settings_mod.write_cache(settings_mod.load(config))  # what `config check` does
+    from bounce_handler.cli import caches
+
+    assert caches.write(settings_mod.load(config))  # what `config check` does
     code, out = setup.doctor()
     assert code == 0, out
     assert f"the pipe's start-up caches for {config} are current" in out
