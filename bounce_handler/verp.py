@@ -39,8 +39,8 @@ Each address is written with this escape table; everything else of an address is
 ``_=``          ``=``
 ``_HH``         any other ASCII byte, two hex digits (``_5f`` is ``_``, ``_40`` a second
                 ``@``, ``_22`` a quote of a quoted local part, ``_2e`` a ``.`` that would
-                otherwise make the local part an invalid dot-atom: a doubled or a final
-                dot; no escape ends in "." for the same reason)
+                otherwise make the local part an invalid dot-atom: a first, a doubled or
+                a final dot; no escape ends in "." for the same reason)
 ``__`` prefix   the address was not ASCII (RFC 6531 UTF-8, IDN): what follows is its
                 RFC 3492 Punycode, escaped as above
 =============== ========================================================================
@@ -381,8 +381,10 @@ def _escape_ascii(s: str, last: bool) -> str:
     end = len(s) - 1
     for i, c in enumerate(s):
         if c in _LITERAL:
-            # RFC 5322 dot-atom: no "..", and no "." at the end of the local part.
-            if c == "." and (prev == "." or (last and i == end)):
+            # RFC 5322 dot-atom: no "..", no "." at the end of the local part, and none at
+            # the start either (a recipient field starting with "." would read as the
+            # per-message ".NONCE" of a per-sender token).
+            if c == "." and (i == 0 or prev == "." or (last and i == end)):
                 e = "_2e"
             else:
                 e = c

@@ -74,6 +74,15 @@ def test_codec_round_trips_any_text(cfg, ring, recipient, sender):
     assert (result.recipient, result.sender) == (recipient, sender)
 
 
+@pytest.mark.parametrize("recipient", [".aaaa", ".0", ".abcdefgh", "..x@y.example"])
+def test_a_recipient_starting_with_a_dot_is_not_read_as_a_nonce(cfg, ring, recipient):
+    # "SENDER==.NONCE" marks a per-sender token; a recipient written with a leading "."
+    # was read as a (malformed) nonce and the bounce lost its attribution.
+    token = verp.make_token(recipient, "0", ring, NOW)
+    result = verp.decode(token, cfg, NOW)
+    assert (result.verified, result.recipient, result.sender) == (True, recipient, "0")
+
+
 @HYPO
 @given(recipient=address, sender=identity)
 def test_token_is_a_safe_lowercase_dot_atom_within_64_octets(cfg, ring, recipient, sender):
