@@ -305,7 +305,7 @@ CHECKS = {
     ("intake", "max_message_bytes"): _number(1024, GIB, "bytes"),
     ("intake", "raw_retention_days"): _number(1, 36500, "days"),
     ("intake", "relay"): _line(True, 255),
-    ("log", "target"): _one_of("syslog", "stderr", "none"),
+    ("log", "target"): _one_of("syslog", "file", "stderr", "none"),
     ("log", "format"): _one_of("logfmt", "json"),
     ("log", "syslog_ident"): _line(False, 64, no_space=True),
     ("verp", "prefix"): _line(False, 32, no_space=True),
