@@ -214,7 +214,7 @@ def test_r8_from_the_live_queue_within_the_scan_interval_before_any_notice(throt
 
 
 def test_delay_notices_that_follow_the_queue_count_no_second_time(throttled):
-    relay, _, _ = throttled("40s", "warned")
+    relay, _, _ = throttled("60s", "warned")
     send_all(relay, YAHOO + SLOW)
     deferred_by_throttling(relay, 5)
     proc = bounces(relay, "queue", "--feed")
@@ -229,7 +229,7 @@ def test_delay_notices_that_follow_the_queue_count_no_second_time(throttled):
     # row: linked to it, counted nowhere again.
     relay.postfix.wait_for(
         lambda: rows(relay, "SELECT count(*) FROM bounce_events WHERE origin = 'local'")
-        == [(10,)], timeout=120, what="10 delay notices piped", interval=0.5)
+        == [(10,)], timeout=150, what="10 delay notices piped", interval=0.5)
     notices = rows(relay, "SELECT recipient, kind, failure_key, duplicate_of FROM bounce_events"
                           " WHERE origin = 'local'")
     for recipient, kind, key, duplicate_of in notices:
