@@ -284,6 +284,10 @@ def _understand(raw, envelope, settings, now, message, stamp, truncated, parse, 
     # A signed recipient covers the row naming it, nothing else the DSN lists.
     covers = token.verified and token.reason is None
     sasl_verified = 1 if local and orig.sasl_login and orig.sasl_hop == 0 else 0
+    reference = trust.report_reference(result, message["digest"])
+    # A final DSN this relay wrote about a queued message: the identity its recipient had
+    # while the message waited in the queue (livequeue.py), for the writers' queued_of link.
+    seen_queued = local and result.kind == "bounce" and reference[0] == "q"
     events = []
     seen = set()
     for r in recipients:
@@ -329,12 +333,17 @@ def _understand(raw, envelope, settings, now, message, stamp, truncated, parse, 
                 "origin": origin,
                 "sender_source": sender_source if sender else None,
                 "sasl_verified": sasl_verified,
-                "failure_key": trust.failure_key(
-                    result.kind, reported or address, local, result, message["digest"]
+                "failure_key": trust.failure_identity(
+                    result.kind, reported or address, local, reference
                 ),
                 "token_key": _clip(token_key, 255),
             }
         )
+        if seen_queued:
+            # Not a column: store/lean.py link_copies turns it into queued_of.
+            events[-1]["queue_key"] = trust.failure_identity(
+                "delay", reported or address, True, reference
+            )
     first = events[0]
     detail = f"{len(events)} {result.kind}" + ("s" if len(events) > 1 else "")
     detail += f": {first['recipient']} {first['status'] or '-'} {first['reason']}"

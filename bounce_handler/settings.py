@@ -210,6 +210,25 @@ SCHEMA: dict[str, dict[str, tuple[type, object, str]]] = {
             "only, so a forged bounce is recorded but reaches no one.",
         ),
     },
+    "queue": {
+        "scan_interval": (
+            float,
+            0.0,
+            "Seconds between two readings of Postfix's live queue (`postqueue -j`) by "
+            "`bounces daemon`, which records the recipients deferred by a throttling "
+            "destination for rule R8 (bounces queue --feed does one reading, for cron). "
+            "Postfix sends nothing about a deferral before delay_warning_time (hours), "
+            "the queue shows it at once. 0: the daemon does not read the queue (the "
+            "shipped cron job and systemd timer run `bounces queue --feed` every minute "
+            "instead); set 60 to let a running daemon do it, and drop that job.",
+        ),
+        "postfix_config": (
+            str,
+            "",
+            "The configuration directory of the Postfix instance whose queue is read "
+            "(postqueue -c, postconf -c); empty: the default instance.",
+        ),
+    },
     "alert": {
         "to": (str, "root", "Where `bounces alert` mails new flags (through local sendmail)."),
         "sendmail": (str, "/usr/sbin/sendmail", "The sendmail(1) binary used by `bounces alert`."),
@@ -293,6 +312,13 @@ def _delimiters(value) -> str | None:
     return None
 
 
+def _scan_interval(value) -> str | None:
+    # 0 is "off"; below a second the daemon would run postqueue back to back.
+    if value != value or not (value == 0 or 1 <= value <= 86400):
+        return "must be 0 (off) or a finite number of seconds from 1 to 86400"
+    return None
+
+
 GIB = 1024 * 1024 * 1024
 CHECKS = {
     ("database", "url"): _store_url,
@@ -320,6 +346,8 @@ CHECKS = {
     ("daemon", "socketmap_listen"): _listen,
     ("daemon", "lmtp_listen"): _listen,
     ("daemon", "lmtp_time_limit"): _number(1, 3600, "seconds"),
+    ("queue", "scan_interval"): _scan_interval,
+    ("queue", "postfix_config"): _line(True, 4096),
 }
 
 
@@ -365,13 +393,15 @@ IntakeSettings = _section_class("intake")
 LogSettings = _section_class("log")
 VerpSettings = _section_class("verp")
 DaemonSettings = _section_class("daemon")
+QueueSettings = _section_class("queue")
 AlertSettings = _section_class("alert")
 
 
 class Settings(_Frozen):
     """The whole configuration. ``path`` is the file it came from (or None)."""
 
-    __slots__ = ("path", "database", "intake", "log", "verp", "daemon", "alert", "rules")
+    __slots__ = ("path", "database", "intake", "log", "verp", "daemon", "queue", "alert",
+                 "rules")
 
     if False:  # attribute types for readers and type checkers, without importing typing
         path: str | None
@@ -380,6 +410,7 @@ class Settings(_Frozen):
         log: LogSettings
         verp: VerpSettings
         daemon: DaemonSettings
+        queue: QueueSettings
         alert: AlertSettings
         rules: dict[str, dict[str, object]]
 
@@ -390,6 +421,7 @@ class Settings(_Frozen):
         object.__setattr__(self, "log", LogSettings(sections["log"]))
         object.__setattr__(self, "verp", VerpSettings(sections["verp"]))
         object.__setattr__(self, "daemon", DaemonSettings(sections["daemon"]))
+        object.__setattr__(self, "queue", QueueSettings(sections["queue"]))
         object.__setattr__(self, "alert", AlertSettings(sections["alert"]))
         object.__setattr__(self, "rules", sections.get("rules") or {})
 

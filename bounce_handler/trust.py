@@ -22,6 +22,11 @@ claim           nothing vouches, nothing looks forged: XVERP (``unsigned``), no 
                 (``no-token``), or the unsigned half of the two above.
 forged-looking  a token that fails (``bad-tag``, ``expired``, ``unknown-key``,
                 ``malformed``).
+queue           ``origin = 'queue'``: not a message at all but this relay's own live
+                queue (``postqueue -j``, read by ``livequeue.py``): a recipient Postfix is
+                retrying because the destination throttles us.  The strongest evidence
+                for R8, and none for anything else: a queued message says nothing about
+                whether its recipient exists or its sender misbehaves.
 
 Per rule family, an event is ``VERIFIED``, a ``CLAIM`` or ``FORGED``:
 
@@ -40,11 +45,12 @@ sender (R3-R7)               the sender came from a verified      unsigned, no-t
                              header (``'sasl'``, ``sasl_verified``)
 ===========================  ===================================  ==========================
 
-Anything else is FORGED.  ``admits`` lets VERIFIED through always; CLAIM when ``[verp]
-require_signed`` is false (the default, ``rules.accept_unsigned``); FORGED only when that
-family's ``include_unverified`` is on.  ``strict=True`` asks for VERIFIED alone: the judge
-marks a flag ``verified`` when its rule holds on verified evidence only, and only such
-flags are exported (``reports/exports.py``).
+A queue row is VERIFIED for the destination family and ``NONE`` for the others: never
+admitted, whatever ``include_unverified`` says.  Anything else is FORGED.  ``admits`` lets
+VERIFIED through always; CLAIM when ``[verp] require_signed`` is false (the default,
+``rules.accept_unsigned``); FORGED only when that family's ``include_unverified`` is on.
+``strict=True`` asks for VERIFIED alone: the judge marks a flag ``verified`` when its rule
+holds on verified evidence only, and only such flags are exported (``reports/exports.py``).
 
 Units of evidence: a failure counts once
 ----------------------------------------
@@ -59,6 +65,12 @@ Whichever copy comes first is counted, unless it is not admitted and a later one
 then the later, stronger copy counts (still once).  The writers store the links
 (``duplicate_of``, ``replay_of``) when a row is inserted; ``dedup_sql`` is the predicate.
 
+For the destination family (R8) the unit is one recipient of one queued message: a queue
+row has the failure identity of the delay notice Postfix will write about it (so that
+notice, and its postmaster copy, are its copies), and the final DSN of the same recipient
+of the same message links to it in ``queued_of`` (``queue_key``): it still counts as the
+bounce it is everywhere else, but not again for R8.
+
 Failure identity (``failure_key``)
 ----------------------------------
 A SHA-256 over: whether the copy is local, the kind, the recipient as the report names
@@ -66,7 +78,8 @@ it, and the best reference to the original the report gives:
 
 1. Postfix's ``X-Postfix-Queue-ID`` with ``Reporting-MTA`` and ``Arrival-Date`` (the DSN
    to the VERP address and the postmaster copy carry the same three; Postfix 3.7,
-   measured in tests/e2e/test_postfix_duplicates.py);
+   measured in tests/e2e/test_postfix_duplicates.py), the arrival read as an instant
+   (``arrival_key``) so that ``postqueue -j``'s epoch seconds meet it;
 2. else the original's Message-ID with Reporting-MTA and Arrival-Date;
 3. else the bounce's own Message-ID (a retransmission of one report);
 4. else the message digest (only byte-identical copies are the same).
@@ -80,6 +93,8 @@ from __future__ import annotations
 
 LOCAL = "local"
 NETWORK = "network"
+# Not a message: a recipient seen deferred in this relay's live queue (livequeue.py).
+QUEUE = "queue"
 
 RECIPIENT = "recipient"
 SENDER = "sender"
@@ -93,6 +108,8 @@ RULE_FAMILY = {
 VERIFIED = "verified"
 CLAIM = "claim"
 FORGED = "forged"
+# No evidence for the family at all, whatever the settings (a queue row, but for R8).
+NONE = "none"
 
 # verify_reason values (verp.REASONS, verp.SENDER_ONLY, and NOT_COVERED below).
 NOT_COVERED = "not-covered"
@@ -121,9 +138,14 @@ def _options(rules, family: str):
 # --- one row ------------------------------------------------------------------------------
 
 def strength(row: dict, family: str) -> str:
-    """VERIFIED, CLAIM or FORGED: what vouches for this row's subject in this family."""
+    """VERIFIED, CLAIM, FORGED or NONE: what vouches for this row's subject in this family."""
     reason = row.get("verify_reason")
-    local = row.get("origin") == LOCAL
+    origin = row.get("origin")
+    if origin == QUEUE:
+        # The relay's own queue file names the recipient's domain and the destination's
+        # reply: proof of throttling; and of nothing else (docs/trust.md).
+        return VERIFIED if family == DESTINATION else NONE
+    local = origin == LOCAL
     if family == SENDER:
         source = row.get("sender_source")
         # NULL: a row from before sender_source existed (or an old spool file), whose
@@ -142,7 +164,7 @@ def admits(row: dict, family: str, rules, strict: bool = False) -> bool:
     s = strength(row, family)
     if s == VERIFIED:
         return True
-    if strict:
+    if strict or s == NONE:
         return False
     if _options(rules, family).include_unverified:
         return True
@@ -171,12 +193,24 @@ def _verified_sql(family: str, params: list, p: str) -> str:
             f"({p}origin = ? AND ({p}sender_source = ? OR "
             f"({p}sender_source = ? AND {p}sasl_verified = ?))))"
         )
+    if family == DESTINATION:
+        params.extend((LOCAL, QUEUE, True))
+        return f"({p}origin IN (?, ?) OR ({p}verified = ? AND {p}verify_reason IS NULL))"
     params.extend((LOCAL, True))
     return f"({p}origin = ? OR ({p}verified = ? AND {p}verify_reason IS NULL))"
 
 
 def sql(family: str, rules, params: list, strict: bool = False, p: str = "") -> str:
     """The SQL twin of ``admits``: a predicate on bounce_events (alias prefix `p`)."""
+    if family == DESTINATION:
+        return _admits_sql(family, rules, params, strict, p)
+    # A queue row is no evidence here, whatever else it says or the settings say.
+    params.append(QUEUE)
+    return f"({p}origin IS NULL OR {p}origin != ?) AND " + _admits_sql(
+        family, rules, params, strict, p)
+
+
+def _admits_sql(family: str, rules, params: list, strict: bool, p: str) -> str:
     if not strict and _options(rules, family).include_unverified:
         return "1 = 1"
     verified = _verified_sql(family, params, p)
@@ -192,7 +226,8 @@ def dedup_sql(family: str, rules, params: list, strict: bool = False) -> str:
 
     On an unaliased ``bounce_events`` (the judge's window queries); the subqueries read
     ix_bounce_events_failure_key_id and ix_bounce_events_token_key_id, and only for the
-    rows that have a link at all.
+    rows that have a link at all.  For R8 also none whose recipient of that message was
+    seen in the live queue first (``queued_of``: a queue row always counts for R8).
     """
     inner = sql(family, rules, params, strict, "p.")
     out = (
@@ -202,6 +237,8 @@ def dedup_sql(family: str, rules, params: list, strict: bool = False) -> str:
     )
     if family == SENDER:
         return out + " AND replay_of IS NULL"
+    if family == DESTINATION:
+        out += " AND queued_of IS NULL"
     params.append(True)
     return out + (
         " AND (replay_of IS NULL OR NOT (verified = ? AND verify_reason IS NULL) OR "
@@ -282,20 +319,38 @@ def _bounce_daemon_headers(raw: bytes, queue_id: str | None) -> bool:
 
 # --- identities ---------------------------------------------------------------------------
 
-def queue_reference(mta: str, queue_id: str, arrival: str) -> tuple:
+def arrival_key(arrival) -> str:
+    """An arrival time as identities compare it: the instant, whatever the zone.
+
+    ``arrival`` is epoch seconds (``postqueue -j``'s ``arrival_time``) or a date as a
+    report writes it (Postfix's ``Arrival-Date: Tue,  1 Dec 2026 15:22:13 +0000 (UTC)``,
+    in the local zone of the host's bounce daemon, which a reader of the queue cannot
+    know).  A date that does not parse is compared as its text, white space collapsed.
+    """
+    if isinstance(arrival, int) and not isinstance(arrival, bool):
+        return f"@{arrival}"
+    text = " ".join((arrival or "").split())
+    from bounce_handler.judge.utc import mail_date_seconds
+
+    seconds = mail_date_seconds(text)
+    return text if seconds is None else f"@{seconds}"
+
+
+def queue_reference(mta: str, queue_id: str, arrival) -> tuple:
     """The reference to a message in a Postfix queue: its host, queue ID and arrival.
 
-    ``arrival`` as Postfix writes Arrival-Date (``Tue,  1 Dec 2026 15:22:13 +0000 (UTC)``;
-    white space is collapsed): what a reader of the live queue (``postqueue -j``) must
-    produce to recognise the delay notice Postfix later sends about the same message.
+    ``mta`` is the host's ``myhostname`` (what Postfix writes in Reporting-MTA),
+    ``arrival`` epoch seconds or the Arrival-Date text (``arrival_key``): a reader of the
+    live queue (``postqueue -j``, livequeue.py) gets the reference of the delay notice
+    Postfix later sends about the same message.
     """
-    return ("q", " ".join(mta.lower().split()), queue_id, " ".join(arrival.split()))
+    return ("q", " ".join(mta.lower().split()), queue_id, arrival_key(arrival))
 
 
 def report_reference(result, digest: str) -> tuple:
     """The best reference to the original a parsed report gives (module docstring, 1-4)."""
     mta = " ".join((result.reporting_mta or "").lower().split())
-    arrival = " ".join((result.arrival_date or "").split())
+    arrival = arrival_key(result.arrival_date)
     original = result.original.message_id
     if result.queue_id and mta:
         return queue_reference(mta, result.queue_id, arrival)

@@ -54,6 +54,21 @@ def test_strength_table(r, recipient, sender):
         recipient, sender, recipient)
 
 
+@pytest.mark.parametrize("r", [
+    row(origin="queue", verify_reason=None),
+    # Whatever else a queue row might say, it is the relay's queue: R8 evidence only.
+    row(origin="queue", verified=1, verify_reason=None, sender_source="token"),
+    row(origin="queue", verify_reason="unsigned", sender_source="envelope"),
+])
+def test_a_live_queue_row_is_evidence_for_r8_and_nothing_else(r):
+    assert (trust.strength(r, R), trust.strength(r, S), trust.strength(r, D)) == (
+        trust.NONE, trust.NONE, V)
+    every = rules(include=["dead_recipient", "compromised_sender", "throttled_destination"])
+    for rs in (rules(), rules(require_signed=True), every):
+        assert not trust.admits(r, R, rs) and not trust.admits(r, S, rs)
+        assert trust.admits(r, D, rs) and trust.admits(r, D, rs, strict=True)
+
+
 def rules(require_signed=False, include=()):
     raw = {section: {"include_unverified": True} for section in include}
     return parse(raw, accept_unsigned=not require_signed)
@@ -78,7 +93,7 @@ COLUMNS = ("verified", "verify_reason", "origin", "sender_source", "sasl_verifie
 any_row = st.fixed_dictionaries({
     "verified": st.sampled_from((0, 1)),
     "verify_reason": st.sampled_from((None, *trust.CLAIM_REASONS, *trust.FORGED_REASONS)),
-    "origin": st.sampled_from((None, "local", "network")),
+    "origin": st.sampled_from((None, "local", "network", "queue")),
     "sender_source": st.sampled_from((None, *trust.SENDER_SOURCES)),
     "sasl_verified": st.sampled_from((None, 0, 1)),
 })

@@ -2,13 +2,16 @@
 
 Services come from [daemon]: socketmap_listen (signed per-sender bounce addresses for
 sender_canonical_maps, see deploy/postfix/socketmap.md) and lmtp_listen (bounces over
-LMTP; empty disables it).  The options override them for this run; an empty value
+LMTP; empty disables it); and from [queue] scan_interval: read Postfix's live queue that
+often and record the throttling deferrals for rule R8 (what `bounces queue --feed` does
+once; 0 disables it).  The options override them for this run; an empty value (or 0)
 disables a service.  Runs in the foreground, logs to stderr (the journal under systemd,
 see deploy/systemd/bounce-handler-daemon.service) and stops on SIGTERM or SIGINT.
 
 Examples:
     bounces daemon
     bounces daemon --socketmap inet:127.0.0.1:10027 --lmtp ''
+    bounces daemon --socketmap '' --queue-scan 30
     bounces daemon --drain-once
     bounces --config /etc/bounce-handler/config.toml daemon --log-level debug
 
@@ -24,6 +27,9 @@ def register(sub) -> None:
     p = verb_parser(sub, "daemon", __doc__)
     p.add_argument("--socketmap", metavar="SPEC", help="inet:HOST:PORT or unix:PATH")
     p.add_argument("--lmtp", metavar="SPEC", help="inet:HOST:PORT or unix:PATH")
+    p.add_argument("--queue-scan", metavar="SECONDS", type=_seconds,
+                   help="read the live queue this often (0: not at all); default "
+                   "[queue] scan_interval")
     p.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error")
     )
@@ -36,8 +42,24 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def services_for(settings, socketmap: str | None = None, lmtp: str | None = None) -> list:
-    """The services [daemon] (or the overrides) asks for, in start order."""
+def _seconds(text: str) -> float:
+    import argparse
+
+    from bounce_handler.settings import CHECKS
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    problem = CHECKS[("queue", "scan_interval")](value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
+def services_for(settings, socketmap: str | None = None, lmtp: str | None = None,
+                 queue_scan: float | None = None) -> list:
+    """The services [daemon] and [queue] (or the overrides) ask for, in start order."""
     services = []
     spec = settings.daemon.socketmap_listen if socketmap is None else socketmap
     if spec:
@@ -57,6 +79,12 @@ def services_for(settings, socketmap: str | None = None, lmtp: str | None = None
         from bounce_handler.daemon.drain import DrainService
 
         services.append(DrainService(settings))
+    interval = settings.queue.scan_interval if queue_scan is None else queue_scan
+    if interval:
+        # Postfix's live queue, for rule R8 (bounce_handler/livequeue.py).
+        from bounce_handler.daemon.queuescan import QueueScanService
+
+        services.append(QueueScanService(settings, interval))
     return services
 
 
@@ -92,5 +120,5 @@ def run(args, settings) -> int:
             f"left {stats.left}" + (f": {stats.error}" if stats.error else "")
         )
         return EX_TEMPFAIL if stats.error or stats.left else 0
-    services = services_for(settings, args.socketmap, args.lmtp)
+    services = services_for(settings, args.socketmap, args.lmtp, args.queue_scan)
     return server.run(services)

@@ -7,11 +7,21 @@ and older.  Below, each deferral reason, classified by the same classifier the b
 go through, with how many recipients wait on it: "421 4.7.0 [TSS04] Messages from *
 temporarily deferred ... ratelimited x412" next to the throttled-destination flags.
 
+--feed also records, for rule R8, each recipient the live queue shows deferred by a
+throttling destination (the reasons and texts R8 counts), once per recipient of a queued
+message however often it is read, and judges them at once: a throttled destination is
+flagged within minutes, not when Postfix's delay notices come (delay_warning_time, hours
+later; they, and the final bounce, then count no second time).  For cron or a systemd
+timer every minute (deploy/); `bounces daemon` does the same every [queue] scan_interval
+seconds when that is set.  With --quiet it prints nothing unless something failed.
+Exit status: 0, 69 postqueue/postconf failed, 75 the store cannot take it now.
+
 Examples:
     bounces queue
     bounces queue -c /etc/postfix-out --top 10
     bounces queue --queue all --by sender --format json
     postqueue -j > q.json; bounces queue --input q.json
+    bounces queue --feed --quiet
 
 """
 
@@ -20,16 +30,17 @@ from __future__ import annotations
 import sys
 
 from bounce_handler.cli import verb_parser
-from bounce_handler.errors import EX_UNAVAILABLE, BounceHandlerError
+from bounce_handler.errors import EX_SOFTWARE, EX_USAGE, BounceHandlerError
 
 
 def register(sub) -> None:
     """Add `bounces queue`."""
     p = verb_parser(sub, "queue", __doc__)
     p.add_argument("-c", dest="config_dir", metavar="DIR",
-                   help="Postfix configuration directory (postqueue -c)")
+                   help="Postfix configuration directory (postqueue -c; default: "
+                   "[queue] postfix_config)")
     p.add_argument("--input", metavar="FILE", help="read `postqueue -j` output from FILE ('-')")
-    p.add_argument("--postqueue", default="postqueue", metavar="PATH",
+    p.add_argument("--postqueue", default=None, metavar="PATH",
                    help="the postqueue binary (default: from PATH, else /usr/sbin)")
     p.add_argument("--queue", choices=("deferred", "active", "incoming", "hold", "all"),
                    default="deferred")
@@ -37,13 +48,16 @@ def register(sub) -> None:
                    help="group by recipient domain (default) or sender domain (qshape -s)")
     p.add_argument("--top", type=int, default=20, metavar="N")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--feed", action="store_true",
+                   help="record the throttling deferrals for rule R8 and judge them "
+                   "(the live queue only, not --input)")
+    p.add_argument("--quiet", action="store_true",
+                   help="with --feed: print nothing unless something failed (cron)")
     p.set_defaults(func=run)
 
 
-def _read(args) -> str:
-    import os
-    import shutil
-    import subprocess
+def _read(args, config_dir: str) -> str:
+    from bounce_handler.livequeue import read_queue
 
     if args.input:
         if args.input == "-":
@@ -53,39 +67,46 @@ def _read(args) -> str:
                 return fp.read()
         except OSError as e:
             raise BounceHandlerError(f"cannot read {args.input}: {e.strerror}") from None
-    binary = shutil.which(args.postqueue) or (
-        "/usr/sbin/postqueue" if os.access("/usr/sbin/postqueue", os.X_OK) else None
-    )
-    if not binary:
-        raise BounceHandlerError("postqueue not found (is Postfix installed here?)",
-                                 EX_UNAVAILABLE)
-    argv = [binary] + (["-c", args.config_dir] if args.config_dir else []) + ["-j"]
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise BounceHandlerError(f"{' '.join(argv)}: {e}", EX_UNAVAILABLE) from None
-    if proc.returncode != 0:
-        raise BounceHandlerError(
-            f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()}", EX_UNAVAILABLE
-        )
-    return proc.stdout
+    return read_queue(config_dir, args.postqueue)
 
 
 def run(args, settings) -> int:
     """Run `bounces queue`."""
+    import time
+
     from bounce_handler.reports import qshape, render
 
+    if args.feed and args.input:
+        # The rows are dated when the queue is read: a saved listing says nothing of when.
+        raise BounceHandlerError("--feed reads the live queue; it cannot take --input",
+                                 EX_USAGE)
+    config_dir = settings.queue.postfix_config if args.config_dir is None else args.config_dir
+    text = _read(args, config_dir)
+    now = time.time()
     try:
-        messages = qshape.parse_lines(_read(args))
+        messages = qshape.parse_lines(text)
     except ValueError as e:
         raise BounceHandlerError(str(e)) from None
-    doc = qshape.shape(messages, queue=args.queue, by=args.by, top=max(1, args.top))
+    stats = None
+    if args.feed:
+        from bounce_handler.livequeue import feed
+
+        stats = feed(settings, text, now, config_dir=config_dir)
+        if stats.disabled or stats.failed or stats.malformed:
+            print(f"bounces: {stats.summary()}", file=sys.stderr)
+        if args.quiet:
+            return EX_SOFTWARE if stats.failed else 0
+    doc = qshape.shape(messages, now, queue=args.queue, by=args.by, top=max(1, args.top))
     doc["throttled_flags"] = _throttled_flags(settings)
+    if stats is not None:
+        doc["feed"] = stats.as_dict()
     if args.format == "json":
         render.write_json(doc)
     else:
         _table(doc, render.console())
-    return 0
+        if stats is not None:
+            print(stats.summary())
+    return EX_SOFTWARE if stats is not None and stats.failed else 0
 
 
 def _throttled_flags(settings) -> list[dict] | None:

@@ -415,6 +415,7 @@ def _throttled(s: Subject, event: dict, rules, now, t):
     evidence = {
         "rule": "R8",
         "deferrals": n,
+        "live_queue": s.counts.get("queued", 0),
         "window_minutes": r.window_minutes,
         "domains": list(s.domains),
         "status": event.get("status"),

@@ -154,7 +154,7 @@ class _Shadow:
 
     def __contains__(self, family: str) -> bool:
         ev = self.ev
-        if not (ev.get("duplicate_of") or ev.get("replay_of")):
+        if not (ev.get("duplicate_of") or ev.get("replay_of") or ev.get("queued_of")):
             return False
         hit = self.known.get(family)
         if hit is None:
@@ -163,6 +163,8 @@ class _Shadow:
 
     def _earlier(self, family: str) -> bool:
         ev, db = self.ev, self.db
+        if family == trust.DESTINATION and ev.get("queued_of"):
+            return True  # the live queue showed this recipient of this message first
         if trust.token_shadows(ev, family):
             if family == trust.SENDER or db.one(
                 "SELECT 1 FROM bounce_events p WHERE p.token_key = ? AND p.id < ? "
@@ -336,7 +338,14 @@ def load(db: Db, ev: dict, rules, now: int, strict: bool = False, only=None) -> 
         if wanted(THROTTLED, s):
             lo = _after(t - rules.dest.window_minutes * MINUTE, s.since)
             w, p = _dest_where(db, ev, rules, domains, lo, t, strict)
-            s.counts["deferrals"] = db.one("SELECT count(*) FROM bounce_events WHERE " + w, p)[0]
+            row = db.one(
+                "SELECT count(*), coalesce(sum(CASE WHEN origin = ? THEN 1 ELSE 0 END), 0) "
+                "FROM bounce_events WHERE " + w,
+                [trust.QUEUE, *p],
+            )
+            # How many of them the live queue showed (livequeue.py): where the flag's
+            # evidence came from, for whoever reads the alert.
+            s.counts.update(deferrals=row[0], queued=int(row[1]))
         subjects.append(s)
 
     return State(subjects)

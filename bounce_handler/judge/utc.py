@@ -129,6 +129,53 @@ def parse(text: str) -> int:
     return _from_datetime(datetime.fromisoformat(s))
 
 
+_MONTHS = {m: i for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+# RFC 5322 section 4.3: the obsolete zone names, in hours east of UTC.
+_ZONES = {"ut": 0, "gmt": 0, "z": 0, "est": -5, "edt": -4, "cst": -6, "cdt": -5,
+          "mst": -7, "mdt": -6, "pst": -8, "pdt": -7}
+
+
+def mail_date_seconds(text: str | None) -> int | None:
+    """Epoch seconds of an RFC 5322 date-time (``Tue,  1 Dec 2026 15:22:13 +0000 (UTC)``).
+
+    None for anything else.  Postfix writes a DSN's ``Arrival-Date`` in its own local
+    time zone (mail_date(3)), and ``postqueue -j`` gives the same instant as epoch
+    seconds: read as an instant, the two compare equal whatever zone either side runs in
+    (trust.arrival_key).  Hostile text: split once, bounded by the caller (a DSN field is
+    one line of at most 500 characters).
+    """
+    if not text or len(text) > 500:
+        return None
+    words = text.replace(",", " ").split()
+    if words and words[0][:3].lower() in ("mon", "tue", "wed", "thu", "fri", "sat", "sun"):
+        words = words[1:]
+    if len(words) < 4:
+        return None
+    day, month, year, clock = words[:4]
+    zone = words[4] if len(words) > 4 else "-0000"  # RFC 5322 4.3: no zone, "unknown"
+    m = _MONTHS.get(month[:3].lower()) if len(month) >= 3 else None
+    if m is None or not (day.isascii() and day.isdigit() and year.isascii() and year.isdigit()):
+        return None
+    d, y = int(day), int(year)
+    if len(year) == 2:  # RFC 5322 4.3: obsolete two-digit years
+        y += 2000 if y < 50 else 1900
+    parts = clock.split(":")
+    if len(parts) not in (2, 3) or not all(p.isascii() and p.isdigit() and len(p) <= 2
+                                            for p in parts):
+        return None
+    hh, mm, ss = int(parts[0]), int(parts[1]), int(parts[2]) if len(parts) == 3 else 0
+    if not _valid_date(y, m, d) or hh > 23 or mm > 59 or ss > 60:
+        return None
+    if zone[:1] in "+-" and len(zone) == 5 and zone[1:].isascii() and zone[1:].isdigit():
+        offset = (int(zone[1:3]) * 60 + int(zone[3:])) * (1 if zone[0] == "+" else -1)
+    elif zone.lower() in _ZONES:
+        offset = _ZONES[zone.lower()] * 60
+    else:
+        return None
+    return ((days_from_civil(y, m, d) * 24 + hh) * 60 + mm - offset) * 60 + ss
+
+
 def _from_datetime(value) -> int:
     from datetime import UTC, datetime
 

@@ -19,24 +19,26 @@ count, next to the bounce-side throttled-destination flags.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 
-from bounce_handler.classify import classify
+# Reading postqueue's lines and classifying a delay reason is livequeue.py's (the same
+# code records the throttling deferrals for rule R8): one definition of each.
+from bounce_handler.livequeue import HOST_SAID as _HOST_SAID
+from bounce_handler.livequeue import explain, parse_lines
+
+__all__ = ["bounds", "bucket_labels", "explain", "parse_lines", "shape", "signature"]
 
 # qshape's defaults: first bucket 5 minutes (-t 5), 10 buckets (-b 10), each twice the last.
 FIRST_BUCKET_MINUTES = 5
 BUCKETS = 10
 
-_HOST_SAID = re.compile(r"^host \S+\[[^\]]*\] said:\s*", re.IGNORECASE)
 _IN_REPLY = re.compile(r"\s*\(in reply to [^)]*\)\s*$", re.IGNORECASE)
 _IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
 _IPV6 = re.compile(r"\b[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}\b", re.IGNORECASE)
 _BRACKETED_IP = re.compile(r"\[(?:\*|[0-9a-f:.]+)\]", re.IGNORECASE)
 _EMAIL = re.compile(r"<?[^\s<>@]+@[^\s<>]+>?")
 _LONG_NUMBER = re.compile(r"\b\d{5,}\b")
-_REPLY = re.compile(r"^([245]\d\d)[ -]")
 
 
 def bounds() -> list[int]:
@@ -48,18 +50,6 @@ def bucket_labels() -> list[str]:
     """Column labels: '5', '10', ... '1280', '1280+' (qshape's header)."""
     b = bounds()
     return [str(x) for x in b] + [f"{b[-1]}+"]
-
-
-def parse_lines(text: str) -> list[dict]:
-    """The messages of `postqueue -j` output (blank lines skipped)."""
-    out = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except ValueError as e:
-                raise ValueError(f"postqueue -j output, line {n}: {e}") from None
-    return out
 
 
 def signature(reason: str) -> str:
@@ -74,15 +64,6 @@ def signature(reason: str) -> str:
     s = _BRACKETED_IP.sub("[*]", s)
     s = _LONG_NUMBER.sub("*", s)
     return s[:100]
-
-
-def explain(reason: str) -> tuple[str | None, str]:
-    """(enhanced status, classified reason) of one deferral reason."""
-    text = _HOST_SAID.sub("", " ".join((reason or "").split()))
-    m = _REPLY.match(text)
-    status, why, _hard = classify(None, text, action="delayed",
-                                  reply_code=m.group(1) if m else None)
-    return status, why
 
 
 def shape(messages: list[dict], now: float | None = None, *, queue: str = "deferred",

@@ -71,7 +71,7 @@ sqlite3 = _import_sqlite3()
 # database to the newest; a database at any other revision (older, or written by a newer
 # bounce-handler) makes the pipe exit 75 with the reason, rather than write wrong rows.
 # tests/test_store_schema.py checks the last one is alembic's head.
-KNOWN_REVISIONS = ("0002", "0003")
+KNOWN_REVISIONS = ("0004",)
 
 MESSAGE_COLUMNS = (
     "digest",
@@ -121,6 +121,7 @@ EVENT_COLUMNS = (
     "token_key",
     "duplicate_of",
     "replay_of",
+    "queued_of",
 )
 
 RAW_COLUMNS = ("message_id", "stored_at", "compression", "content")
@@ -140,6 +141,8 @@ INSERT_QUARANTINE = _insert("quarantine", QUARANTINE_COLUMNS)
 # over the (key, id) indexes, one probe each.
 LINK_FAILURE = "SELECT min(id) FROM bounce_events WHERE failure_key = ?"
 LINK_TOKEN = "SELECT min(id) FROM bounce_events WHERE token_key = ?"
+# The live queue's row for this recipient of this message (livequeue.py), if any.
+LINK_QUEUED = "SELECT min(id) FROM bounce_events WHERE failure_key = ? AND origin = 'queue'"
 
 
 def link_copies(one, ev: dict) -> None:
@@ -148,12 +151,18 @@ def link_copies(one, ev: dict) -> None:
     ``one(sql, params)`` runs a query (qmark style) and returns its first row; the event
     is inserted right after, in the same transaction, so the links see every earlier
     row, this message's included.  Local rows are never replays: the relay's own queue
-    file vouches for each of them (trust.py), so only their failure is linked.
+    file vouches for each of them (trust.py), so only their failure is linked.  A final
+    DSN of a recipient the live queue showed deferred carries ``queue_key`` (intake.py):
+    the link to that queue row is ``queued_of`` (it no longer counts for R8).
     """
     key = ev.get("failure_key")
     if key:
         row = one(LINK_FAILURE, (key,))
         ev["duplicate_of"] = row[0] if row else None
+    queued = ev.get("queue_key")
+    if queued:
+        row = one(LINK_QUEUED, (queued,))
+        ev["queued_of"] = row[0] if row else None
     token = ev.get("token_key")
     if token and ev.get("origin") != "local":
         row = one(LINK_TOKEN, (token,))
@@ -208,6 +217,14 @@ class SqliteWriter:
     def __init__(self, path: str, busy_timeout: float) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
+
+    def connect(self):
+        """A connection in autocommit mode (StoreUnavailable if there is none).
+
+        For a caller that groups several batches in one transaction of its own, with
+        ``write`` (livequeue.py).
+        """
+        return self._connect()
 
     def _connect(self):
         if not os.path.exists(self.path):

@@ -112,6 +112,12 @@ class BounceEvent(Base):
     the later copies link to the first in ``duplicate_of`` and reports count only rows
     without one.  Rows backed by one verified token share ``token_key``; a later one that
     is not local links to the first in ``replay_of``.
+
+    ``origin = 'queue'`` rows are not bounces: a recipient this relay's live queue showed
+    deferred by a throttling destination (``bounce_handler/livequeue.py``, kind 'delay',
+    evidence for rule R8 only).  The final DSN Postfix later writes for the same recipient
+    of the same message links to that row in ``queued_of``: it counts everywhere as the
+    bounce it is, but not again for R8.
     """
 
     __tablename__ = "bounce_events"
@@ -178,6 +184,7 @@ class BounceEvent(Base):
     # Links, not foreign keys: `bounces prune` may delete the first copy before a later one.
     duplicate_of: Mapped[int | None] = mapped_column(Integer)
     replay_of: Mapped[int | None] = mapped_column(Integer)
+    queued_of: Mapped[int | None] = mapped_column(Integer)
 
     message: Mapped[Message] = relationship(back_populates="events")
 

@@ -255,7 +255,8 @@ class PgWriter:
             # serialises them, taken in one sorted pass so two messages sharing keys
             # cannot deadlock.
             keys = sorted({k for ev in batch.events
-                           for k in (ev.get("failure_key"), ev.get("token_key")) if k})
+                           for k in (ev.get("failure_key"), ev.get("token_key"),
+                                     ev.get("queue_key")) if k})
             for k in keys:
                 cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (k,))
 

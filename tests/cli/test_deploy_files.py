@@ -15,6 +15,8 @@ from tests.conftest import ROOT
 CRON = ROOT / "deploy" / "cron" / "bounce-handler"
 SERVICE = ROOT / "deploy" / "systemd" / "bounce-handler-alert.service"
 TIMER = ROOT / "deploy" / "systemd" / "bounce-handler-alert.timer"
+QUEUE_SERVICE = ROOT / "deploy" / "systemd" / "bounce-handler-queue.service"
+QUEUE_TIMER = ROOT / "deploy" / "systemd" / "bounce-handler-queue.timer"
 
 
 def bounces_argv(command: str, variables: dict[str, str]) -> list[str]:
@@ -66,11 +68,29 @@ def test_systemd_service_runs_alert_and_counts_open_flags_as_success():
     assert "OnCalendar=*:0/5" in TIMER.read_text()
 
 
+def test_the_live_queue_is_read_every_minute_by_cron_or_timer():
+    """Issue 13 item 7: R8 from the live queue needs a reading every minute, shipped."""
+    feeds = [j for j in cron_jobs(False) if j[2] == "queue"]
+    assert len(feeds) == 1
+    args = build_parser().parse_args(feeds[0])
+    assert args.feed and args.quiet and not args.input
+    line = next(ln for ln in CRON.read_text().splitlines() if "queue --feed" in ln)
+    assert line.split()[:5] == ["*"] * 5
+    text = QUEUE_SERVICE.read_text()
+    exec_line = next(ln for ln in text.splitlines() if ln.startswith("ExecStart="))
+    args = build_parser().parse_args(bounces_argv(exec_line.partition("=")[2], {}))
+    assert args.verb == "queue" and args.feed and args.quiet
+    # postqueue is setgid postdrop: a unit with NoNewPrivileges=yes could not run it.
+    assert "NoNewPrivileges=no" in text and "User=nobody" in text
+    assert "OnCalendar=*:*:00" in QUEUE_TIMER.read_text()
+
+
 def test_systemd_units_verify():
     verify = shutil.which("systemd-analyze")
     if not verify:
         pytest.skip("systemd-analyze not installed")
-    proc = subprocess.run([verify, "verify", str(SERVICE), str(TIMER)],
+    proc = subprocess.run([verify, "verify", str(SERVICE), str(TIMER), str(QUEUE_SERVICE),
+                           str(QUEUE_TIMER)],
                           capture_output=True, text=True)
     # The ExecStart binary is not installed here; every other complaint is a real one.
     problems = [ln for ln in proc.stderr.splitlines()

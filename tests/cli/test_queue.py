@@ -148,3 +148,33 @@ def test_real_postfix_queue_with_deferred_mail(store, tmp_path):
         assert "yahoo.test" in table and "Deferral reasons" in table
     finally:
         inst.destroy()
+
+
+# --- --feed: the live queue recorded for rule R8 (livequeue.py) ------------------------------
+
+def test_feed_reads_the_live_queue_only_and_says_why_it_cannot(store, tmp_path):
+    f = tmp_path / "q.json"
+    f.write_text("\n".join(json.dumps(m) for m in sample_queue()) + "\n")
+    proc = store.bounces("queue", "--feed", "--input", str(f))
+    assert proc.returncode == 64 and "live queue" in proc.stderr.decode()
+    # postqueue cannot run (no such instance): 69, one line, nothing recorded.
+    proc = store.bounces("queue", "--feed", "--quiet", "-c", str(tmp_path / "nowhere"))
+    assert proc.returncode == 69, proc.stderr.decode()
+    assert proc.stderr.decode().startswith("bounces: ") and proc.stdout == b""
+    assert store.query("SELECT count(*) FROM messages") == [(0,)]
+
+
+def test_scan_interval_is_zero_or_at_least_a_second(store):
+    from bounce_handler import settings
+    from bounce_handler.cli.daemon import services_for
+
+    store.write_config("[queue]\nscan_interval = 0.5\n")
+    proc = store.bounces("config", "check")
+    assert proc.returncode == 78 and "scan_interval" in proc.stderr.decode()
+    proc = store.bounces("daemon", "--queue-scan", "0.2")
+    assert proc.returncode == 2 and "0 (off)" in proc.stderr.decode()
+    on = settings.from_dict({"database": {"url": store.url}, "queue": {"scan_interval": 60}})
+    assert [s.name for s in services_for(on, socketmap="", lmtp="")] == ["queue-scan"]
+    assert services_for(on, socketmap="", lmtp="", queue_scan=0) == []
+    off = settings.from_dict({"database": {"url": store.url}})
+    assert services_for(off, socketmap="", lmtp="") == []
