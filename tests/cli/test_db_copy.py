@@ -125,7 +125,7 @@ def counts_pg(url: str) -> dict[str, tuple[int, int]]:
             "AND tablename != 'alembic_version'")]
         out = {}
         for n in names:
-            key = {"raw_messages": "message_id", "alert_state": None,
+            key = {"raw_messages": "message_id", "alert_state": None, "alert_marks": None,
                    "flag_evidence": "event_id"}.get(n, "id")
             top = f"coalesce(max({key}), 0)" if key else "0"
             out[n] = tuple(conn.execute(f'SELECT count(*), {top} FROM "{n}"').fetchone())
@@ -133,10 +133,11 @@ def counts_pg(url: str) -> dict[str, tuple[int, int]]:
 
 
 def same_counts(a: dict, b: dict) -> None:
-    # alert_state's key is text: compare its count only (rowid means nothing there).
+    # alert_state's and alert_marks' keys are text or composite: compare their counts only
+    # (rowid means nothing there).
     assert set(a) == set(b)
     for name in a:
-        if name in ("alert_state", "flag_evidence"):
+        if name in ("alert_state", "alert_marks", "flag_evidence"):
             assert a[name][0] == b[name][0], name
         else:
             assert a[name] == b[name], (name, a[name], b[name])

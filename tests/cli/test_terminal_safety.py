@@ -21,7 +21,7 @@ import sqlite3
 
 import pytest
 
-from tests.cli.conftest import on_terminal, token
+from tests.cli.conftest import KEY_FILE, on_terminal, token
 from tests.conftest import Store
 
 ESC = "\x1b"
@@ -37,12 +37,13 @@ FORBIDDEN = [s.encode() for s in (CLEAR, f"{ESC}]0;", f"{ESC}]8;", CSI8, RLO)]
 HOSTILE_SENDER = f"n{CLEAR}ws{TITLE}@shop.example"
 HOSTILE_DIAG = f"550 5.1.1 user unknown {LINK} {CLEAR}{CSI8}{RLO}gnp.exe"
 FORMULA = '=HYPERLINK("http://evil.example/x","click")@x.example'
-FORMULA_TOKEN = '=HYPERLINK("http://evil.example/x","click")=x.example'
 MINUS = "-2+3@x.example"
 PLAIN = "plain@example.net"
 HOSTILE_EXTENSION = f"plain{TITLE}=example.net"
 
-RULES = """
+RULES = f"""
+[verp]
+key_file = "{KEY_FILE}"
 [rules.dead_recipient]
 include_unverified = true
 [rules.compromised_sender]
@@ -103,12 +104,35 @@ def _hostile_template(tmp_path_factory, _migrated_template):
     s = Store(tmp_path_factory.mktemp("hostile"))
     shutil.copy(_migrated_template, s.db)
     s.write_config(RULES)
+    # Signed tokens whose sender is the hostile one: only verified evidence reaches the
+    # flags and the exports (bounce_handler/trust.py), and the sender a token signs is the
+    # one recorded, so this is the way hostile text gets everywhere.
     for rcpt in (FORMULA, MINUS, PLAIN):
-        ext = FORMULA_TOKEN if rcpt == FORMULA else token(rcpt)
-        feed(s, ext, dsn(rcpt, HOSTILE_SENDER, HOSTILE_DIAG))
+        feed(s, token(rcpt, HOSTILE_SENDER), dsn(rcpt, HOSTILE_SENDER, HOSTILE_DIAG))
     # The token carries an OSC title: the row keeps it as verp_token.
     feed(s, HOSTILE_EXTENSION, dsn("other@example.net", "ok@shop.example", "550 5.1.1 gone"))
+    unclean(s)
     return s
+
+
+def unclean(s: Store) -> None:
+    """Put back what the pipe's cleaning boundary (store/rows.py) replaced.
+
+    The pipe stores control characters of sender addresses and tokens as U+FFFD; a store
+    written before that boundary, or by another writer, holds them as they came, and that
+    is what every output below must survive.
+    """
+    conn = sqlite3.connect(s.db)
+    conn.execute("UPDATE bounce_events SET sender = ? WHERE sender != ?",
+                 (HOSTILE_SENDER, "ok@shop.example"))
+    conn.execute("UPDATE flags SET subject = ? WHERE kind = 'compromised-sender'",
+                 (HOSTILE_SENDER,))
+    conn.execute("UPDATE bounce_events SET verp_token = ? WHERE recipient = ?",
+                 (HOSTILE_EXTENSION, "other@example.net"))
+    conn.execute("UPDATE messages SET extension = ? WHERE extension LIKE ?",
+                 (HOSTILE_EXTENSION, "%\ufffd%"))
+    conn.commit()
+    conn.close()
 
 
 @pytest.fixture
@@ -259,7 +283,9 @@ def test_export_to_a_terminal(hostile):
     status, out = on_terminal(hostile, "export", "compromised-senders")
     assert status == 0, out
     assert_harmless(out, "n\\x1b[2Jws")
-    # ... but an 8-bit CSI or a bidi override did, and was printed raw.
+    # ... an 8-bit CSI or a bidi override did, and was printed raw; since the trust model
+    # (docs/trust.md) a key must be a complete ASCII address, so it is left out, named
+    # visibly.
     conn = sqlite3.connect(hostile.db)
     conn.execute("INSERT INTO suppressions (kind, value, source, note, created_at) VALUES "
                  "('recipient', ?, 'manual', NULL, '2026-11-24 10:00:00.000000')",
@@ -269,8 +295,9 @@ def test_export_to_a_terminal(hostile):
     status, out = on_terminal(hostile, "export", "dead-recipients")
     assert status == 0, out
     assert_harmless(out, "x\\x9b31m\\u202e@example.org")
-    proc = hostile.bounces("export", "dead-recipients")  # through a pipe: the exact bytes
-    assert f"x{CSI8}{RLO}@example.org".encode() in proc.stdout
+    proc = hostile.bounces("export", "dead-recipients")
+    assert f"{CSI8}".encode() not in proc.stdout and RLO.encode() not in proc.stdout
+    assert "skipped 'x\\x9b31m\\u202e@example.org'" in proc.stderr.decode()
 
 
 def test_a_store_written_before_any_cleaning(hostile):
@@ -317,7 +344,11 @@ def test_export_csv_is_neutralised_and_reads_back_exactly(hostile, tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = csv_rows(proc.stdout)
     assert_no_formula(rows)
-    assert {"'" + FORMULA, "'" + MINUS, PLAIN} <= {r[0] for r in rows[1:]}
+    keys = {r[0] for r in rows[1:]}
+    assert {"'" + MINUS, PLAIN} <= keys
+    # Quotes, parentheses and commas make no complete address (docs/trust.md): the formula
+    # is never a key, whatever its cell would look like.
+    assert not any("HYPERLINK" in k for k in keys)
     # `bounces suppress import` reads the neutralised cells back as the real values.
     f = tmp_path / "dead.csv"
     f.write_bytes(proc.stdout)
@@ -329,7 +360,7 @@ def test_export_csv_is_neutralised_and_reads_back_exactly(hostile, tmp_path):
     fresh.write_config(RULES)
     assert fresh.bounces("suppress", "import", str(f)).returncode == 0
     values = {r[0] for r in fresh.query("SELECT value FROM suppressions")}
-    assert {FORMULA, MINUS, PLAIN} <= values
+    assert {MINUS, PLAIN} <= values
 
 
 def test_suppress_list_csv_is_neutralised(hostile):

@@ -74,7 +74,12 @@ def test_build_always_gives_an_outcome(raw, ext):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
           HealthCheck.function_scoped_fixture])
-@given(raw=mutated(), ext=st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=60))
+# (No lone surrogates: an argv is bytes, and a str holding one cannot be passed at all;
+# what Postfix hands over as invalid UTF-8 arrives as surrogate escapes, tested in
+# tests/e2e/test_hostile_columns.py.)
+@given(raw=mutated(), ext=st.text(alphabet=st.characters(blacklist_characters="\x00",
+                                                         blacklist_categories=("Cs",)),
+                                  max_size=60))
 def test_entrypoint_on_mutated_bounces(store, raw, ext):
     res, wall, rss = run_handler(store.config, ext, raw)
     assert_clean(res)
