@@ -6,8 +6,9 @@ handler may legitimately wait (past it pipe(8) kills the handler and *bounces* t
 bounce: lost), ``${extension}`` in argv after ``--`` (without it an extension starting
 with "-" is read as an option: the handler defers every such bounce), no ``u`` flag
 (it lower-cases ${extension}: signed tokens stop verifying), an unprivileged user, and
-``recipient_delimiter`` agreeing with ``[verp]``.  Other macros in argv (``${sender}``,
-``${client_address}``...) are the handler's business, not doctor's.
+``recipient_delimiter`` agreeing with ``[verp]``; ``--client-address ${client_address}``
+(a warning: without it the relay's own notices are only claims).  Other macros in argv
+(``${sender}``...) are the handler's business, not doctor's.
 
 LMTP intake: an ``lmtp`` service in master.cf, and the next hop transport_maps names
 being where ``[daemon] lmtp_listen`` makes `bounces daemon` listen.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from bounce_handler.doctor.findings import OK, PROBLEM, Finding
+from bounce_handler.doctor.findings import OK, PROBLEM, WARNING, Finding
 from bounce_handler.doctor.postfix import Postconf, time_seconds
 
 
@@ -77,6 +78,7 @@ def check_pipe(pc: Postconf, intake) -> list[Finding]:
         )
     findings.extend(_time_limit(pc, s, overrides, cfg))
     findings.extend(_argv(pc, s, argv))
+    findings.extend(_client_address(pc, s, argv))
     flags = attrs.get("flags", "")
     if "u" in flags:
         findings.append(
@@ -211,6 +213,47 @@ def _argv(pc: Postconf, s, argv: list[str]) -> list[Finding]:
             OK,
             f"{s.name} argv ends its options with -- before ${{extension}}",
             check="routing.argv",
+            subject=s.name,
+        )
+    ]
+
+
+def _client_address(pc: Postconf, s, argv: list[str]) -> list[Finding]:
+    """``--client-address ${client_address}`` in argv (a warning: nothing is lost without it).
+
+    It is how the handler knows a notice came from this relay's own bounce daemon (the
+    macro is empty then): without it Postfix's own DSNs and notify_classes copies are
+    claims, never verified, so their flags are never exported, and with
+    ``require_signed`` they count nowhere (docs/trust.md).
+    """
+    if any("${client_address}" in a for a in argv[1:]):
+        return [
+            Finding(
+                OK,
+                f"{s.name} argv passes ${{client_address}}: the relay's own notices verify",
+                check="routing.client-address",
+                subject=s.name,
+            )
+        ]
+    # The argv as _argv's fix leaves it, so that both fixes applied in order pass.
+    if "${extension}" not in argv:
+        argv = [*argv, "--", "${extension}"]
+    at = argv.index("${extension}")
+    if "--" not in argv[1:at]:
+        argv = [*argv[:at], "--", *argv[at:]]
+        at += 1
+    dashes = at - 1 - argv[:at][::-1].index("--")
+    fixed = [*argv[:dashes], "--client-address", "${client_address}", *argv[dashes:]]
+    return [
+        Finding(
+            WARNING,
+            f"{s.name} argv has no --client-address ${{client_address}}: notices this "
+            "relay's own Postfix writes (its DSNs, the notify_classes copies) cannot be told "
+            "from a stranger's, so they count only as claims: reported, never exported, "
+            "and nowhere with require_signed",
+            commands=[pc.set_service_command(s, s.with_argv(fixed))],
+            reload=True,
+            check="routing.client-address",
             subject=s.name,
         )
     ]

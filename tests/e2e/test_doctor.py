@@ -23,7 +23,9 @@ pytestmark = pytest.mark.postfix
 class Setup:
     def __init__(self, base, pipe_bin, template):
         self.base = base
-        self.relay = pfmod.Relay(base, pipe_bin, sqlite_template=template)
+        # The end of deploy/postfix/master.cf's argv.
+        self.relay = pfmod.Relay(base, pipe_bin, sqlite_template=template, handler_macros=[
+            "--client-address", "${client_address}", "--", "${extension}"])
         self.pf = self.relay.postfix
         self.pf.write_config()
 

@@ -64,6 +64,10 @@ def sh(command: str) -> None:
     assert proc.returncode == 0, f"{command!r} exited {proc.returncode}: {proc.stderr}"
 
 
+# The end of deploy/postfix/master.cf's argv.
+SHIPPED_MACROS = ["--client-address", "${client_address}", "--", "${extension}"]
+
+
 class Live:
     """A relay doctor passes on: Postfix running, caches written."""
 
@@ -71,6 +75,7 @@ class Live:
         self.base = tempfile.mkdtemp(prefix="bh-doctor-", dir="/tmp")
         if template is not None:
             kw.setdefault("sqlite_template", template)
+        kw.setdefault("handler_macros", SHIPPED_MACROS)
         self.relay = pfmod.Relay(self.base, pipe_bin, **kw)
         self.pf = self.relay.postfix
         self.config = self.relay.config
@@ -308,6 +313,29 @@ def test_extension_without_double_dash(live):
     lv.pf.wait_for(lambda: lv.rows("SELECT count(*) FROM messages") == [(2,)],
                    what="the bounce recorded through the fixed entry")
     assert lv.rows("SELECT DISTINCT extension FROM messages") == [("--version",)]
+
+
+def test_no_client_address_is_a_warning_and_its_fix_applies(live):
+    """An argv without --client-address ${client_address} (a master.cf from before it).
+
+    Nothing is lost, so doctor still exits 0; but the relay's own notices can no longer be
+    told from a stranger's and only count as claims, so doctor warns, and its printed
+    commands put the macro before `--`.
+    """
+    lv = live(handler_macros=["--", "${extension}"])
+    code, out = lv.doctor()
+    assert code == 0, out
+    [warning] = [ln for ln in out.splitlines() if ln.startswith("warning")]
+    assert "no --client-address ${client_address}" in warning
+    report = lv.doctor_json()
+    [finding] = [f for f in report["findings"] if f["check"] == "routing.client-address"]
+    assert finding["status"] == "warning" and finding["commands"], finding
+    for command in [*finding["commands"], report["reload"]]:
+        sh(command)
+    code, after = lv.doctor()
+    assert code == 0 and "warning" not in after, after
+    argv = lv.pf.postconf("-M", "verpbounce/unix").split()
+    assert argv[-4:] == SHIPPED_MACROS
 
 
 # -- the PostgreSQL spool -------------------------------------------------------------------
