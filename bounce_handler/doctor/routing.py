@@ -179,39 +179,42 @@ def _time_limit(pc: Postconf, s, overrides, cfg) -> list[Finding]:
     ]
 
 
-def _argv(pc: Postconf, s, argv: list[str]) -> list[Finding]:
-    """${extension} present, after `--`."""
+def _options_ended(argv: list[str]) -> list[str]:
+    """The argv with ``${extension}`` after a ``--``, as _argv's fix makes it (argv if so)."""
     if "${extension}" not in argv:
-        fixed = [*argv, "--", "${extension}"]
-        return [
-            Finding(
-                PROBLEM,
-                f"{s.name} argv has no ${{extension}}: the VERP token never reaches the handler",
-                commands=[pc.set_service_command(s, s.with_argv(fixed))],
-                reload=True,
-                check="routing.argv",
-                subject=s.name,
-            )
-        ]
+        return [*argv, "--", "${extension}"]
     at = argv.index("${extension}")
     if "--" not in argv[1:at]:
-        fixed = [*argv[:at], "--", *argv[at:]]
+        return [*argv[:at], "--", *argv[at:]]
+    return argv
+
+
+def _argv(pc: Postconf, s, argv: list[str]) -> list[Finding]:
+    """${extension} present, after `--`."""
+    fixed = _options_ended(argv)
+    if fixed is argv:
         return [
             Finding(
-                PROBLEM,
-                f"{s.name} argv has ${{extension}} without `--` before it: an extension "
-                "that starts with '-' is read as an option, and the handler defers that "
-                "bounce for ever",
-                commands=[pc.set_service_command(s, s.with_argv(fixed))],
-                reload=True,
+                OK,
+                f"{s.name} argv ends its options with -- before ${{extension}}",
                 check="routing.argv",
                 subject=s.name,
             )
         ]
+    if "${extension}" not in argv:
+        what = f"{s.name} argv has no ${{extension}}: the VERP token never reaches the handler"
+    else:
+        what = (
+            f"{s.name} argv has ${{extension}} without `--` before it: an extension "
+            "that starts with '-' is read as an option, and the handler defers that "
+            "bounce for ever"
+        )
     return [
         Finding(
-            OK,
-            f"{s.name} argv ends its options with -- before ${{extension}}",
+            PROBLEM,
+            what,
+            commands=[pc.set_service_command(s, s.with_argv(fixed))],
+            reload=True,
             check="routing.argv",
             subject=s.name,
         )
@@ -235,14 +238,11 @@ def _client_address(pc: Postconf, s, argv: list[str]) -> list[Finding]:
                 subject=s.name,
             )
         ]
-    # The argv as _argv's fix leaves it, so that both fixes applied in order pass.
-    if "${extension}" not in argv:
-        argv = [*argv, "--", "${extension}"]
+    # From the argv as _argv's fix leaves it, so that both fixes applied in order pass:
+    # the macro goes before the `--` that ends the options.
+    argv = _options_ended(argv)
     at = argv.index("${extension}")
-    if "--" not in argv[1:at]:
-        argv = [*argv[:at], "--", *argv[at:]]
-        at += 1
-    dashes = at - 1 - argv[:at][::-1].index("--")
+    dashes = max(i for i in range(1, at) if argv[i] == "--")
     fixed = [*argv[:dashes], "--client-address", "${client_address}", *argv[dashes:]]
     return [
         Finding(
