@@ -339,6 +339,10 @@ VENDOR_CODES = (
     # (Directory Based Edge Blocking: the recipient does not exist in the tenant).
     ("as(201806281)", None, "userunknown"),
     ("recipient address rejected: access denied", lazy(r"\b5\.4\.1\b"), "userunknown"),
+    # Any other 5.4.1 "Access denied" from Microsoft ("550 5.4.1 All recipient addresses
+    # rejected : Access denied [...protection.outlook.com]") is a refusal by the recipient's
+    # tenant, not "no answer from host": nothing says the address is gone.
+    ("access denied", lazy(r"\b5\.4\.1\b"), "filtered"),
     ("recipientnotfound", None, "userunknown"),  # "RESOLVER.ADR.RecipientNotFound"
     ("recipnotfound", None, "userunknown"),  # Exchange 2007 "RESOLVER.ADR.RecipNotFound"
     # Office 365: "5.2.121 Recipient's per hour message receive limit from specific
@@ -442,9 +446,12 @@ WORDS = (
                   # AOL: "not accepting mail from sender@x": this recipient refuses this
                   # sender (its block list), not every sender (that would be notaccept).
                   "not accepting mail from")),
+    # "450 service permits 2 unverifyable sending IPs" (GMX / web.de at MAIL FROM): the
+    # sending IP's reverse name could not be verified.
     ("requireptr", ("reverse dns", "reverse lookup", "ptr record", "no ptr",
                     "cannot find your hostname", "not resolve your address", "rdns",
-                    "cannot find your reverse hostname")),
+                    "cannot find your reverse hostname", "unverifyable sending ip",
+                    "unverifiable sending ip")),
     ("authfailure", (Word("spf"), "dkim", "dmarc", "sender policy framework",
                      "authentication check failed")),
     ("failedstarttls", ("starttls", "tls required", "encryption required",
@@ -533,7 +540,10 @@ WORDS = (
                  "could not be delivered for", "could not be delivered within", "giving up",
                  "delivery time", "undeliverable for", "not delivered for",
                  "unable to deliver for", "deferred for", "not reachable within",
-                 "maximum delivery attempts", "not been collected", "delivery attempts")),
+                 "maximum delivery attempts", "not been collected", "delivery attempts",
+                 # Sendmail's warning: "Deferred: 421 Warning: message still undelivered
+                 # after 4 hours" (the 421 and its 4.5.0 are Sendmail's own, not a reply).
+                 "still undelivered after")),
     ("networkerror", ("connection refused", "connection reset", "timed out", "time out",
                       "connection closed", "connection lost", "connection dropped",
                       "network error", "network is unreachable", "network unreachable",
@@ -834,7 +844,9 @@ def _expiry(ev: Evidence, reason: str, status: str | None) -> str:
     if ev.action == "failed" and (
         temporary
         or any(w in ev.low for w in RETRY_WORDS)
-        or (status is None and reason == "networkerror")
+        # ... but not when the remote refused with a 5xx ("Remote protocol error:
+        # Connection reset ... (>>> DATA <<< 550 ...)": a refusal, nothing was retried).
+        or (status is None and reason == "networkerror" and (ev.reply or "4")[0] != "5")
     ):
         return "expired"
     return reason

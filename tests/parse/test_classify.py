@@ -33,6 +33,10 @@ RULES = [
     ("Office 365 DBEB without the AS() tag", None, "550 5.4.1 <a@tenant.example>: "
      "Recipient address rejected: Access denied [BL2NAM02FT061.eop-nam02.prod.protection."
      "outlook.com]", None, None, None, ("5.4.1", "userunknown", True, "vendor code")),
+    ("Microsoft 5.4.1 'Access denied' for every recipient: a refusal, no network error",
+     "5.4.1", "550 5.4.1 All recipient addresses rejected : Access denied [NEKO.cat-JPN22."
+     "prod.protection.outlook.com]", None, None, None,
+     ("5.4.1", "filtered", False, "vendor code")),
     ("Postfix access map refusing a recipient: soft, about the recipient's side", None,
      "SMTP error from remote mail server after RCPT TO:<a@b.example>: host mx1.example.eu "
      "[192.0.2.32]: 554 5.7.1 <a@b.example>: Recipient address rejected: Access denied",
@@ -49,6 +53,10 @@ RULES = [
      "550 Ip frequency limited [xxx Blocked IP 192.0.2.22]. http://service.mail.qq.com/",
      None, None, None, ("5.0.0", "ratelimited", False, "vendor code")),
     # -- the SMTP phase: connection, HELO, MAIL FROM refuse the sender -------------------
+    ("GMX: unverifiable sending IPs at MAIL FROM is a reverse-DNS requirement", None,
+     "SMTP error from remote mail server after MAIL FROM:<a@example.com> SIZE=1024: 450 "
+     "service permits 2 unverifyable sending IPs", "delayed", None, None,
+     ("4.7.25", "requireptr", None, "sender phase")),
     ("Postfix smtp(8): refusal in the greeting", None, "host mx.example.net[192.0.2.1] "
      "refused to talk to me: 554 5.7.1 Service unavailable; Client host [192.0.2.9] "
      "blocked using zen.spamhaus.org", None, None, None,
@@ -270,6 +278,14 @@ ADJUSTED = [
     ("A delay stays a delay, with its cause", "4.4.1", "connect to mx[192.0.2.1]:25: "
      "Connection timed out", "delayed", None, None,
      ("4.4.1", "networkerror", None, "delayed", "words")),
+    ("Sendmail's delay warning names no cause, only the time (its 421 4.5.0 is its own)",
+     "4.5.0", "Deferred: 421 Warning: message still undelivered after 4 hours Will keep "
+     "trying until message is 8 hours old", "delayed", None, None,
+     ("4.5.0", "expired", None, "delayed", "words")),
+    ("A 5xx refusal behind a reset connection is no expiry (old Sendmail transcript)", None,
+     "Remote protocol error: Connection reset by peer during result wait with example.edu "
+     "(>>> DATA <<< 550 Your E-Mail is redundant.)", "failed", None, None,
+     ("5.4.0", "networkerror", False, "failed", "words")),
 ]
 
 
