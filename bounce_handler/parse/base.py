@@ -484,6 +484,13 @@ def address_paragraphs(
         if in_header and line[:1] in (" ", "\t"):
             continue  # a folded "Received: ... for <a@b>;" line
         in_header = False
+        if cur and stripped[:3] == ">>>":
+            # A transcript's command under a failed address ("Recipient: <a@b>" /
+            # ">>> MAIL FROM:<s@x>" / "<<< 550 SC-004 ..."): part of its explanation (it
+            # names the SMTP phase), never a recipient, and the indented "<<<" reply
+            # after it is no folded header line.
+            diag.append(stripped)
+            continue
         label = _header_label(stripped.lstrip("<> "))
         if label in _NOT_RECIPIENT_FIELDS or "contact" in label:
             # "Message-ID: <x@host>", "From: sender@x", "Received: ... for <a@b>",
