@@ -99,6 +99,22 @@ def test_a_transcript_under_an_address_is_its_explanation():
     assert (v.reason, v.phase, v.hard) == ("blocked", "mail", False)
 
 
+def test_a_labelled_address_takes_its_reason_from_the_line_above():
+    # A hosting provider's own notice: the reason, then "target mail address: a@b", then
+    # a separator before the returned message.  The label is no reason, the separator no
+    # text.
+    text = ("From: postmaster@hosting.example\nTo: sender@customer.example.org\n"
+            "Subject: email bounce notification\n\n"
+            "This message is to inform you that an email you sent was rejected.\n\n"
+            "reject reason: Mailbox full\n"
+            "target mail address: rcpt@example.net\n\n"
+            + "-" * 72 + "\nbounced E-Mail:\n\nFrom: sender@customer.example.org\n"
+            "To: rcpt@example.net\nSubject: hello\n\nhello\n")
+    [r] = parse(text.encode()).recipients
+    assert (r.address, r.reason, r.hard) == ("rcpt@example.net", "mailboxfull", False)
+    assert "-----" not in r.diagnostic
+
+
 def test_the_notices_own_recipient_is_dropped_only_where_it_echoes_a_header():
     echo = {"sender@customer.example.org"}
     # A "To:" line repeating the notice's header block: not a failure.
