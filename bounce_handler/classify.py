@@ -430,6 +430,10 @@ STRONG_WORDS = (
 # The wording table for everything else, first match wins, ordered from most to least
 # specific.  It decides when the status is generic (X.0.0, X.7.1 ...) or missing.
 WORDS = (
+    # Amazon SES as the relay: "554 Message rejected: Email address is not verified. The
+    # following identities failed the check in region X: s@x": it does not relay for a
+    # sender it has not verified (before "message rejected" reads as anything else).
+    ("norelaying", ("identities failed the check", "email address is not verified")),
     # Postfix "Sender address rejected: Domain not found", Sendmail "553 5.1.8 <x>...
     # Domain of sender address x does not exist": the sender is refused, not the recipient.
     ("rejected", ("sender address rejected", "domain of sender address", "sender rejected",
@@ -440,9 +444,6 @@ WORDS = (
                   "provide a valid from",
                   # Mailing lists (fml, Mailman): the sender may not post.
                   "you are not a member", "not a member of this",
-                  # Amazon SES: "554 Message rejected: Email address is not verified. The
-                  # following identities failed the check".
-                  "identities failed the check",
                   # AOL: "not accepting mail from sender@x": this recipient refuses this
                   # sender (its block list), not every sender (that would be notaccept).
                   "not accepting mail from")),

@@ -52,6 +52,10 @@ RULES = [
     ("Tencent QQ frequency limit (the text also says 'Blocked IP')", "5.0.0",
      "550 Ip frequency limited [xxx Blocked IP 192.0.2.22]. http://service.mail.qq.com/",
      None, None, None, ("5.0.0", "ratelimited", False, "vendor code")),
+    ("Amazon SES as the relay refuses an unverified sender identity", "5.0.0",
+     "554 Message rejected: Email address is not verified. The following identities "
+     "failed the check in region US-EAST-1: s@customer.example.org", None, None, "data",
+     ("5.0.0", "norelaying", False, "words")),
     # -- the SMTP phase: connection, HELO, MAIL FROM refuse the sender -------------------
     ("GMX: unverifiable sending IPs at MAIL FROM is a reverse-DNS requirement", None,
      "SMTP error from remote mail server after MAIL FROM:<a@example.com> SIZE=1024: 450 "
