@@ -47,6 +47,8 @@ DIFFERENCES = (
     ("A delay keeps its cause.",
      "Sisimai reports most delay notices as expired. A delay is not an expiry; its reason "
      "here is what delays it (networkerror for a timeout, ratelimited for a throttle). "
+     "A delay that names no cause, only the time (Sendmail's \"Warning: message still "
+     "undelivered after 4 hours\"), is expired: the delivery time is all it reports. "
      "Delays are never hard either way. A notice that calls itself a delay but says the "
      "envelope expired (OpenSMTPD) is a failure."),
     ("DNS: NXDOMAIN is hostunknown, SERVFAIL and \"try again\" are networkerror.",
