@@ -26,6 +26,7 @@ from tests.mta.expectations import (
     KNOWN_DEFECTS,
     MTAS,
     MUST_WARN,
+    WARNING_REASON,
     final,
 )
 from tests.support.services import require
@@ -131,6 +132,8 @@ def test_delay_warnings_are_not_failures(mta_runs, mta):
         assert result.recipients, n.path
         for r in result.recipients:
             assert r.hard is None and r.action == "delayed", (n.path, rows(result))
+            if n.case in WARNING_REASON:
+                assert r.reason == WARNING_REASON[n.case], (n.path, rows(result))
         warned.add(n.case)
     for case in MUST_WARN:
         assert case in warned, f"{mta} sent no delay warning for {case}\n{run.diagnostics()}"
