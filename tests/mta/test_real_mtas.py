@@ -5,7 +5,7 @@ fake remote SMTP servers on the lab's loopback), and gets one message per failur
 issue 15 (tests/support/mta/lab.CASES).  What it sends back to the senders is read by the
 project's parser and, once per MTA, by the real ``bounce-handler`` into a SQLite store;
 tests/mta/expectations.py says what each notice means.  All four labs run at once, once
-per session (~40 s, the queue lifetime of the 421 case plus start-up).
+per session (~50-60 s, the queue lifetime of the 4xx-until-expiry cases plus start-up).
 
 Skipped when an MTA cannot be fetched or the machine cannot make namespaces (not root);
 failed instead under BOUNCE_HANDLER_REQUIRE_SERVICES=1 (.ci/run).  The same notices are kept
