@@ -28,6 +28,10 @@ what the parser happens to say:
   address is gone (hasmoved, hard); the forward-path named is no recipient;
 - 554 5.7.1 "Relay access denied" at RCPT: the host does not take mail for that domain
   from us, a routing problem, not a dead address (norelaying, hard False);
+- 550 5.7.1 "The IP you are using to send mail is not authorized to send email directly
+  to our servers" (Gmail, multi-line) at RCPT: the sending host is refused (blocked, hard
+  False).  Sendmail's notice says "Status: 5.1.1" and "550 5.1.1 <a>... User unknown",
+  its own filing of any multi-line 550 to RCPT; its transcript shows the remote's 5.7.1;
 - a null MX (RFC 7505 "MX 0 ."): the domain accepts no mail (notaccept, hard).  Postfix
   3.7 ("does not accept mail (nullMX)", 5.1.0), Exim 4.96 ("an MX or SRV record indicated
   no SMTP service", 5.0.0) and Sendmail 8.17 ("556 Host does not accept mail: MX 0 .",
@@ -74,6 +78,7 @@ COMMON = {
     "disabled": [("disabled@rcpt.test", "5.2.1", "suspend", False)],
     "moved": [("moved@rcpt.test", "5.1.6", "hasmoved", True)],
     "relay": [("relay@rcpt.test", "5.7.1", "norelaying", False)],
+    "notauth": [("notauth@rcpt.test", "5.7.1", "blocked", False)],
     "throttled": [("throttled@rcpt.test", "4.7.0", "ratelimited", False)],
     "unusual": [("unusual@rcpt.test", "4.7.28", "ratelimited", False)],
     # ok-t@rcpt.test was accepted at RCPT and fails with the DATA reply like the other.
@@ -105,7 +110,8 @@ OVERRIDES = {
 # Cases whose final notice is a failure (kind "bounce"); "success" is a delivery notice.
 FAILURE_CASES = ("unknown", "full", "content", "refused", "big", "expired", "nxdomain",
                  "multi", "sender", "listed", "dmarc", "disabled", "moved", "relay",
-                 "nullmx", "throttled", "unusual", "tempdata", "datamulti", "pipelined")
+                 "notauth", "nullmx", "throttled", "unusual", "tempdata", "datamulti",
+                 "pipelined")
 # Cases the MTA retries (and so may warn about) before the final notice.
 RETRIED = ("refused", "expired", "throttled", "unusual", "tempdata", "nullmx")
 # Every MTA is configured to warn before these cases expire (a 4xx until the end).
@@ -133,8 +139,14 @@ def final(mta: str, case: str) -> list[tuple]:
 
 
 # (mta, case) -> why the parser gets it wrong today: the tests mark these strict xfail so
-# a defect found later is routed (and the mark dropped once it is fixed). None today.
-KNOWN_DEFECTS: dict[tuple[str, str], str] = {}
+# a defect found later is routed (and the mark dropped once it is fixed).
+KNOWN_DEFECTS: dict[tuple[str, str], str] = {
+    ("postfix", "notauth"): "'The IP you are using ... not authorized' read as rejected",
+    ("exim", "notauth"): "'The IP you are using ... not authorized' read as rejected",
+    ("opensmtpd", "notauth"): "'The IP you are using ... not authorized' read as rejected",
+    ("sendmail", "notauth"): "Sendmail's Status: 5.1.1 for a multi-line 550-5.7.1 wins: "
+                             "userunknown, hard",
+}
 
 
 # -- which notices are delay warnings (the test's own reading, from each MTA's templates) --

@@ -100,6 +100,7 @@ CASES = [
     Case("disabled", ["disabled@rcpt.test"]),
     Case("moved", ["moved@rcpt.test"]),
     Case("relay", ["relay@rcpt.test"]),
+    Case("notauth", ["notauth@rcpt.test"]),
     Case("nullmx", ["someone@nullmx.test"]),
     Case("throttled", ["throttled@rcpt.test"]),
     Case("unusual", ["unusual@rcpt.test"]),

@@ -88,6 +88,12 @@ REPLIES = {
     "unusual": ("rcpt", "450-4.7.28 [{ip}] Our system has detected an unusual rate of\r\n"
                 "450-4.7.28 unsolicited mail originating from your IP address. Mail from\r\n"
                 "450 4.7.28 it has been temporarily rate limited. - lab"),
+    # Gmail's refusal of a host sending directly instead of through its provider's relay
+    # (multi-line, at RCPT): Sendmail 8.17 reads only the first line and files the refusal
+    # as its own "550 5.1.1 ... User unknown", Status: 5.1.1.
+    "notauth": ("rcpt", "550-5.7.1 [{ip}] The IP you are using to send mail is not "
+                "authorized to\r\n550-5.7.1 send email directly to our servers. Please use "
+                "the SMTP relay at your\r\n550 5.7.1 service provider instead. - lab"),
     # Postfix smtpd's answer to the end of DATA when it cannot write its queue file,
     # given until the sender's queue lifetime ends: every accepted recipient is deferred.
     "tempdata": ("data", "452 4.3.1 Insufficient system storage"),
