@@ -48,6 +48,7 @@ from bounce_handler.parse.scan import (
     find_reply_code,
     find_status,
     join_reply_lines,
+    status_span,
     statuses,
 )
 
@@ -471,7 +472,11 @@ WORDS = (
                  "account expired", "account is frozen", "not active", "has been terminated",
                  "on hold")),
     # "Please use the smtp server of your ISP": a dynamic address refused as a host.
+    # Gmail: "550-5.7.1 [ip] The IP you're using to send mail is not authorized to send
+    # email directly to our servers": the sending host is refused, not the sender.
     ("blocked", ("blocked", "banned", "connection refused from", "client host rejected",
+                 "the ip you're using", "the ip you are using",
+                 "not authorized to send email directly",
                  "server of your isp", "dynamic ip", "dynamic address", "dial-up", "dialup",
                  "connection rejected by policy", "not accepted from", "your ip",
                  "your host", "your server", ClientHostRejected())),
@@ -676,11 +681,18 @@ class Evidence:
     action       failed, delayed, delivered, relayed, expanded, expired
     """
 
-    __slots__ = ("status", "codes", "diag", "low", "reply", "phase", "action", "_words")
+    __slots__ = ("status", "codes", "diag", "low", "reply", "phase", "action", "_words",
+                 "lead")
 
     def __init__(self, status, diagnostic, action, reply_code, phase) -> None:
         diag = join_reply_lines(diagnostic[:MAX_TEXT]) if diagnostic else ""
         self.diag = diag
+        # The enhanced code a multi-line reply opens with ("550-5.7.1 ..."): the remote's.
+        self.lead = None
+        if len(diag) > 9 and diag[3] == "-" and diag[0] in "45" and diag[:3].isdecimal():
+            span = status_span(diag[4:16])
+            if span is not None and span[0] == 0:
+                self.lead = diag[4 : 4 + span[1]]
         # "wasn’t found" (Office 365 writes U+2019) reads as "wasn't found".
         self.low = low = diag.lower().replace("\u2019", "'")
         self.status = find_status(status) if status else None
@@ -714,7 +726,11 @@ def best_status(ev: Evidence) -> str | None:
     when Status: is the reporting MTA's summary (X.0.0 for everything, 4.4.7 on expiry:
     "554 4.4.7 Message expired: unable to deliver in 840 minutes.<421 4.4.2 Connection
     timed out>"), or when it contradicts Status: and the words back it ("Status: 5.1.1"
-    beside "552 5.2.2 Over quota" or "550 5.7.1 IP address blacklisted").
+    beside "552 5.2.2 Over quota" or "550 5.7.1 IP address blacklisted"), or when the
+    diagnostic is a multi-line reply opening with a code of the same class that Status:
+    does not repeat: Sendmail 8.17 reads the enhanced code of a single-line reply only and
+    files any multi-line 550 to RCPT TO as its own "550 5.1.1 ... User unknown", Status:
+    5.1.1 ("550-5.7.1 [ip] The IP you are using to send mail is not authorized to ...").
     """
     field = ev.status
     codes = [c for c in ev.codes if c[0] in "45"]
@@ -723,6 +739,9 @@ def best_status(ev: Evidence) -> str | None:
             if c != field and not _summary(c):
                 return c
         return field or (codes[0] if codes else None)
+    lead = ev.lead
+    if lead and lead != field and lead[0] == field[0] and not _summary(lead):
+        return lead
     for c in codes:
         if c != field and not _summary(c):
             # The remote's code, when the words contradict Status: and agree with it (or

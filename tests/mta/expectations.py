@@ -139,14 +139,8 @@ def final(mta: str, case: str) -> list[tuple]:
 
 
 # (mta, case) -> why the parser gets it wrong today: the tests mark these strict xfail so
-# a defect found later is routed (and the mark dropped once it is fixed).
-KNOWN_DEFECTS: dict[tuple[str, str], str] = {
-    ("postfix", "notauth"): "'The IP you are using ... not authorized' read as rejected",
-    ("exim", "notauth"): "'The IP you are using ... not authorized' read as rejected",
-    ("opensmtpd", "notauth"): "'The IP you are using ... not authorized' read as rejected",
-    ("sendmail", "notauth"): "Sendmail's Status: 5.1.1 for a multi-line 550-5.7.1 wins: "
-                             "userunknown, hard",
-}
+# a defect found later is routed (and the mark dropped once it is fixed). None today.
+KNOWN_DEFECTS: dict[tuple[str, str], str] = {}
 
 
 # -- which notices are delay warnings (the test's own reading, from each MTA's templates) --

@@ -211,6 +211,21 @@ RULES = [
     ("Postfix 'Recipient address rejected' alone says nothing about the mailbox", None,
      "550 5.7.1 <a@b>: Recipient address rejected: Policy rejection", None, None, None,
      ("5.7.1", "policyviolation", False, "words")),
+    ("Sendmail 8.17: Status 5.1.1 of its own beside a multi-line 550-5.7.1 at RCPT",
+     "5.1.1", "550-5.7.1 [192.0.2.1] The IP you're using to send mail is not authorized to "
+     "550-5.7.1 send email directly to our servers. Please use the SMTP relay at your "
+     "550 5.7.1 service provider instead.", None, None, "rcpt",
+     ("5.7.1", "blocked", False, "words")),
+    ("Sendmail 8.17: Status 5.1.1 beside a multi-line 550-5.2.1 disabled account", "5.1.1",
+     "550-5.2.1 The account is disabled. 550 5.2.1 See the help pages.", None, None, "rcpt",
+     ("5.2.1", "suspend", False, "words")),
+    ("A multi-line reply repeating Status: changes nothing", "5.1.1",
+     "550-5.1.1 The email account that you tried to reach does not exist. 550 5.1.1 "
+     "Please try double-checking", None, None, "rcpt",
+     ("5.1.1", "userunknown", True, "vendor code")),
+    ("A single-line reply's code does not overrule Status: without words", "5.1.1",
+     "550 5.7.1 <a@b>: Recipient address rejected: User unknown", None, None, "rcpt",
+     ("5.1.1", "userunknown", True, "specific status")),
     # -- the generic status's default, then weak words, then the reply code ------------
     ("Amazon SES: 5.7.9 'Rejected'", "5.7.9", "550 5.7.9 Rejected", None, None, None,
      ("5.7.9", "securityerror", False, "generic status")),
