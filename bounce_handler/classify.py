@@ -48,6 +48,7 @@ from bounce_handler.parse.scan import (
     find_reply_code,
     find_status,
     join_reply_lines,
+    status_span,
     statuses,
 )
 
@@ -339,6 +340,10 @@ VENDOR_CODES = (
     # (Directory Based Edge Blocking: the recipient does not exist in the tenant).
     ("as(201806281)", None, "userunknown"),
     ("recipient address rejected: access denied", lazy(r"\b5\.4\.1\b"), "userunknown"),
+    # Any other 5.4.1 "Access denied" from Microsoft ("550 5.4.1 All recipient addresses
+    # rejected : Access denied [...protection.outlook.com]") is a refusal by the recipient's
+    # tenant, not "no answer from host": nothing says the address is gone.
+    ("access denied", lazy(r"\b5\.4\.1\b"), "filtered"),
     ("recipientnotfound", None, "userunknown"),  # "RESOLVER.ADR.RecipientNotFound"
     ("recipnotfound", None, "userunknown"),  # Exchange 2007 "RESOLVER.ADR.RecipNotFound"
     # Office 365: "5.2.121 Recipient's per hour message receive limit from specific
@@ -426,6 +431,10 @@ STRONG_WORDS = (
 # The wording table for everything else, first match wins, ordered from most to least
 # specific.  It decides when the status is generic (X.0.0, X.7.1 ...) or missing.
 WORDS = (
+    # Amazon SES as the relay: "554 Message rejected: Email address is not verified. The
+    # following identities failed the check in region X: s@x": it does not relay for a
+    # sender it has not verified (before "message rejected" reads as anything else).
+    ("norelaying", ("identities failed the check", "email address is not verified")),
     # Postfix "Sender address rejected: Domain not found", Sendmail "553 5.1.8 <x>...
     # Domain of sender address x does not exist": the sender is refused, not the recipient.
     ("rejected", ("sender address rejected", "domain of sender address", "sender rejected",
@@ -436,15 +445,15 @@ WORDS = (
                   "provide a valid from",
                   # Mailing lists (fml, Mailman): the sender may not post.
                   "you are not a member", "not a member of this",
-                  # Amazon SES: "554 Message rejected: Email address is not verified. The
-                  # following identities failed the check".
-                  "identities failed the check",
                   # AOL: "not accepting mail from sender@x": this recipient refuses this
                   # sender (its block list), not every sender (that would be notaccept).
                   "not accepting mail from")),
+    # "450 service permits 2 unverifyable sending IPs" (GMX / web.de at MAIL FROM): the
+    # sending IP's reverse name could not be verified.
     ("requireptr", ("reverse dns", "reverse lookup", "ptr record", "no ptr",
                     "cannot find your hostname", "not resolve your address", "rdns",
-                    "cannot find your reverse hostname")),
+                    "cannot find your reverse hostname", "unverifyable sending ip",
+                    "unverifiable sending ip")),
     ("authfailure", (Word("spf"), "dkim", "dmarc", "sender policy framework",
                      "authentication check failed")),
     ("failedstarttls", ("starttls", "tls required", "encryption required",
@@ -463,7 +472,11 @@ WORDS = (
                  "account expired", "account is frozen", "not active", "has been terminated",
                  "on hold")),
     # "Please use the smtp server of your ISP": a dynamic address refused as a host.
+    # Gmail: "550-5.7.1 [ip] The IP you're using to send mail is not authorized to send
+    # email directly to our servers": the sending host is refused, not the sender.
     ("blocked", ("blocked", "banned", "connection refused from", "client host rejected",
+                 "the ip you're using", "the ip you are using",
+                 "not authorized to send email directly",
                  "server of your isp", "dynamic ip", "dynamic address", "dial-up", "dialup",
                  "connection rejected by policy", "not accepted from", "your ip",
                  "your host", "your server", ClientHostRejected())),
@@ -533,7 +546,10 @@ WORDS = (
                  "could not be delivered for", "could not be delivered within", "giving up",
                  "delivery time", "undeliverable for", "not delivered for",
                  "unable to deliver for", "deferred for", "not reachable within",
-                 "maximum delivery attempts", "not been collected", "delivery attempts")),
+                 "maximum delivery attempts", "not been collected", "delivery attempts",
+                 # Sendmail's warning: "Deferred: 421 Warning: message still undelivered
+                 # after 4 hours" (the 421 and its 4.5.0 are Sendmail's own, not a reply).
+                 "still undelivered after")),
     ("networkerror", ("connection refused", "connection reset", "timed out", "time out",
                       "connection closed", "connection lost", "connection dropped",
                       "network error", "network is unreachable", "network unreachable",
@@ -665,11 +681,18 @@ class Evidence:
     action       failed, delayed, delivered, relayed, expanded, expired
     """
 
-    __slots__ = ("status", "codes", "diag", "low", "reply", "phase", "action", "_words")
+    __slots__ = ("status", "codes", "diag", "low", "reply", "phase", "action", "_words",
+                 "lead")
 
     def __init__(self, status, diagnostic, action, reply_code, phase) -> None:
         diag = join_reply_lines(diagnostic[:MAX_TEXT]) if diagnostic else ""
         self.diag = diag
+        # The enhanced code a multi-line reply opens with ("550-5.7.1 ..."): the remote's.
+        self.lead = None
+        if len(diag) > 9 and diag[3] == "-" and diag[0] in "45" and diag[:3].isdecimal():
+            span = status_span(diag[4:16])
+            if span is not None and span[0] == 0:
+                self.lead = diag[4 : 4 + span[1]]
         # "wasn’t found" (Office 365 writes U+2019) reads as "wasn't found".
         self.low = low = diag.lower().replace("\u2019", "'")
         self.status = find_status(status) if status else None
@@ -703,7 +726,11 @@ def best_status(ev: Evidence) -> str | None:
     when Status: is the reporting MTA's summary (X.0.0 for everything, 4.4.7 on expiry:
     "554 4.4.7 Message expired: unable to deliver in 840 minutes.<421 4.4.2 Connection
     timed out>"), or when it contradicts Status: and the words back it ("Status: 5.1.1"
-    beside "552 5.2.2 Over quota" or "550 5.7.1 IP address blacklisted").
+    beside "552 5.2.2 Over quota" or "550 5.7.1 IP address blacklisted"), or when the
+    diagnostic is a multi-line reply opening with a code of the same class that Status:
+    does not repeat: Sendmail 8.17 reads the enhanced code of a single-line reply only and
+    files any multi-line 550 to RCPT TO as its own "550 5.1.1 ... User unknown", Status:
+    5.1.1 ("550-5.7.1 [ip] The IP you are using to send mail is not authorized to ...").
     """
     field = ev.status
     codes = [c for c in ev.codes if c[0] in "45"]
@@ -712,6 +739,9 @@ def best_status(ev: Evidence) -> str | None:
             if c != field and not _summary(c):
                 return c
         return field or (codes[0] if codes else None)
+    lead = ev.lead
+    if lead and lead != field and lead[0] == field[0] and not _summary(lead):
+        return lead
     for c in codes:
         if c != field and not _summary(c):
             # The remote's code, when the words contradict Status: and agree with it (or
@@ -834,7 +864,9 @@ def _expiry(ev: Evidence, reason: str, status: str | None) -> str:
     if ev.action == "failed" and (
         temporary
         or any(w in ev.low for w in RETRY_WORDS)
-        or (status is None and reason == "networkerror")
+        # ... but not when the remote refused with a 5xx ("Remote protocol error:
+        # Connection reset ... (>>> DATA <<< 550 ...)": a refusal, nothing was retried).
+        or (status is None and reason == "networkerror" and (ev.reply or "4")[0] != "5")
     ):
         return "expired"
     return reason

@@ -47,6 +47,8 @@ DIFFERENCES = (
     ("A delay keeps its cause.",
      "Sisimai reports most delay notices as expired. A delay is not an expiry; its reason "
      "here is what delays it (networkerror for a timeout, ratelimited for a throttle). "
+     "A delay that names no cause, only the time (Sendmail's \"Warning: message still "
+     "undelivered after 4 hours\"), is expired: the delivery time is all it reports. "
      "Delays are never hard either way. A notice that calls itself a delay but says the "
      "envelope expired (OpenSMTPD) is a failure."),
     ("DNS: NXDOMAIN is hostunknown, SERVFAIL and \"try again\" are networkerror.",
@@ -130,8 +132,10 @@ def render() -> str:
         "answered (connect, helo, mail, rcpt, data) when the notice says.",
         "",
         "The status recorded is the remote server's code in the diagnostic when `Status:` "
-        "is only the reporting MTA's summary (X.0.0, or 4.4.7 on expiry) or contradicts "
-        "words that agree with the remote's code; otherwise `Status:`; with neither, the "
+        "is only the reporting MTA's summary (X.0.0, or 4.4.7 on expiry), contradicts "
+        "words that agree with the remote's code, or differs from the code a multi-line "
+        "reply opens with (\"550-5.7.1 ...\": Sendmail files any multi-line 550 to RCPT "
+        "TO as its own 5.1.1 \"User unknown\"); otherwise `Status:`; with neither, the "
         "code the reason stands for.",
         "",
         "The rules below are tried in this order; the first that gives a reason decides:",

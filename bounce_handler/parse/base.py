@@ -484,6 +484,13 @@ def address_paragraphs(
         if in_header and line[:1] in (" ", "\t"):
             continue  # a folded "Received: ... for <a@b>;" line
         in_header = False
+        if cur and stripped[:3] == ">>>":
+            # A transcript's command under a failed address ("Recipient: <a@b>" /
+            # ">>> MAIL FROM:<s@x>" / "<<< 550 SC-004 ..."): part of its explanation (it
+            # names the SMTP phase), never a recipient, and the indented "<<<" reply
+            # after it is no folded header line.
+            diag.append(stripped)
+            continue
         label = _header_label(stripped.lstrip("<> "))
         if label in _NOT_RECIPIENT_FIELDS or "contact" in label:
             # "Message-ID: <x@host>", "From: sender@x", "Received: ... for <a@b>",
@@ -531,7 +538,7 @@ def address_paragraphs(
             cur_indent = indent
             rest = stripped[m.end() :].lstrip(" >:\"'.;,-)]").rstrip()
             head = stripped[: m.start()].strip(" <:\"'[(*-")
-            if len(head) > 12 and not rest:
+            if len(head) > 12 and not rest and not head.lower().endswith(_ADDRESS_LABELS):
                 # "User's mailbox is full: <a@b>", "Delivery failed 20 attempts: a@b":
                 # the reason comes before the address.
                 rest = head
@@ -541,11 +548,18 @@ def address_paragraphs(
                 # before the address and belong to the reason.
                 rest = (head + " " + rest) if rest else head
             diag = [rest] if rest else []
-        elif cur and stripped:
-            diag.append(stripped)
+        elif cur and stripped.strip("-=*#_~+ "):
+            diag.append(stripped)  # not a separator line ("-----", "#####")
     if cur:
         _merge(out, seen, cur, diag)
     return out
+
+
+# The end of a label naming the address on its line ("target mail address: a@b",
+# "Undeliverable recipient: a@b"): words before such an address are no reason, so the
+# lines above it are read for one ("reject reason: Mailbox full" / "target mail
+# address: a@b").
+_ADDRESS_LABELS = ("address", "addresses", "recipient", "recipients", "addressee")
 
 
 def session_failures(dialogue: list) -> tuple:

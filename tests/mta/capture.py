@@ -1,5 +1,8 @@
 """Regenerate tests/data/real/ from live MTAs: ``python -m tests.mta.capture [MTA ...]``.
 
+``--cases a,b`` writes only those cases' files (the labs still run every case), so adding
+a case does not rewrite the notices already kept.
+
 Runs the labs (tests/support/mta) and saves, per MTA and case, the final notice as
 ``<mta>_<case>.eml`` (a second one, where the MTA splits a case, as ``<mta>_<case>_2.eml``)
 and the first delay warning (if the MTA sent one) as ``<mta>_<case>_delay.eml``, byte for
@@ -38,6 +41,14 @@ def main(argv: list[str]) -> int:
     from tests.support.mta.drivers import run_all
     from tests.support.mta.lab import CASES
 
+    only = None
+    if argv[:1] == ["--cases"] and len(argv) > 1:
+        only = set(argv[1].split(","))
+        argv = argv[2:]
+        unknown = only - {c.name for c in CASES}
+        if unknown:
+            print(f"unknown cases: {', '.join(sorted(unknown))}", file=sys.stderr)
+            return 2
     wanted = drivers(argv or MTAS)
     for d in wanted:
         why = d.unavailable()
@@ -53,6 +64,8 @@ def main(argv: list[str]) -> int:
             status = 1
             continue
         for case in CASES:
+            if only is not None and case.name not in only:
+                continue
             warnings, finals = split(name, run.by_case(case.name))
             if not finals:
                 print(f"{name}: no final notice for {case.name}", file=sys.stderr)

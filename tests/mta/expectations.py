@@ -15,7 +15,42 @@ what the parser happens to say:
   DSN says ``Status: 5.2.2`` (its RFC 821 mapping of 552) while the remote said 5.3.4;
 - a 421 4.3.2 greeting until the queue lifetime runs out: the retries ran out (expired,
   hard False);
-- NXDOMAIN for the recipient's domain: the address cannot exist (hostunknown, hard).
+- NXDOMAIN for the recipient's domain: the address cannot exist (hostunknown, hard);
+- 550 5.7.1 "Sender address rejected: Access denied" at MAIL FROM: the envelope sender is
+  refused before any recipient is named (rejected, hard False);
+- 554 5.7.1 "Client host [ip] blocked using zen.spamhaus.org" at RCPT: the relay's IP is
+  on a block list, nothing is said about the recipient (blocked, hard False);
+- 550 5.7.26 "Unauthenticated email ... due to domain's DMARC policy" after DATA: the
+  sender's domain failed DMARC (authfailure, hard False);
+- 550 5.2.1 "The email account that you tried to reach is disabled" at RCPT: the mailbox
+  exists but is disabled (suspend, hard False);
+- 551 5.1.6 "Recipient has moved; please try <new-address@elsewhere.test>" at RCPT: the
+  address is gone (hasmoved, hard); the forward-path named is no recipient;
+- 554 5.7.1 "Relay access denied" at RCPT: the host does not take mail for that domain
+  from us, a routing problem, not a dead address (norelaying, hard False);
+- 550 5.7.1 "The IP you are using to send mail is not authorized to send email directly
+  to our servers" (Gmail, multi-line) at RCPT: the sending host is refused (blocked, hard
+  False).  Sendmail's notice says "Status: 5.1.1" and "550 5.1.1 <a>... User unknown",
+  its own filing of any multi-line 550 to RCPT; its transcript shows the remote's 5.7.1;
+- a null MX (RFC 7505 "MX 0 ."): the domain accepts no mail (notaccept, hard).  Postfix
+  3.7 ("does not accept mail (nullMX)", 5.1.0), Exim 4.96 ("an MX or SRV record indicated
+  no SMTP service", 5.0.0) and Sendmail 8.17 ("556 Host does not accept mail: MX 0 .",
+  5.1.10) know it.  OpenSMTPD 6.8 does not: it says "No MX found for domain", retries as
+  for a temporary failure and finally sends "Envelope expired" (expired, 4.4.7, hard
+  False) -- its final notice names no cause, so that is all it proves;
+- 421 4.7.0 [TSS04] (Yahoo) or 450 4.7.28 (Gmail) at every RCPT until the queue lifetime
+  ends: the retries ran out, and the cause is named and more specific than "expired" -- a
+  throttle (ratelimited, hard False) so that the judge's throttled-destination rule R8
+  sees it (docs/reasons.md); the delay warnings before it are ratelimited deferrals, never
+  failures.  OpenSMTPD's expiry notice names no cause (expired, 4.4.7);
+- 452 4.3.1 at the end of DATA until expiry, two recipients: both were accepted at RCPT and
+  both fail; the receiving system's storage trouble is no more specific than the expiry
+  (expired, hard False, the remote's 4.3.1 over the MTAs' summaries 5.0.0 / 4.4.7);
+- a 5xx to DATA with three recipients, one refused at RCPT: the two accepted ones fail with
+  the DATA reply (policyviolation), the refused one keeps its own (userunknown, hard);
+- a pipelined session whose every RCPT is refused, then "554 5.5.1 Error: no valid
+  recipients" to DATA: each recipient's RCPT reply is what failed it (Sendmail's
+  transcript shows ">>> DATA" before the RCPT replies it read back).
 
 Status: the code of the reply that failed the recipient when the notice carries it (the
 remote's 5.7.1 over Sendmail's own 5.5.0, the remote's 4.3.2 over Exim's summary 5.0.0 and
@@ -37,23 +72,53 @@ COMMON = {
     "refused": [("someone@refuse.test", "5.7.1", "blocked", False)],
     "big": [("big@rcpt.test", "5.3.4", "emailtoolarge", False)],
     "expired": [("someone@busy.test", "4.3.2", "expired", False)],
+    "sender": [("someone@sender.test", "5.7.1", "rejected", False)],
+    "listed": [("listed@rcpt.test", "5.7.1", "blocked", False)],
+    "dmarc": [("dmarc@rcpt.test", "5.7.26", "authfailure", False)],
+    "disabled": [("disabled@rcpt.test", "5.2.1", "suspend", False)],
+    "moved": [("moved@rcpt.test", "5.1.6", "hasmoved", True)],
+    "relay": [("relay@rcpt.test", "5.7.1", "norelaying", False)],
+    "notauth": [("notauth@rcpt.test", "5.7.1", "blocked", False)],
+    "throttled": [("throttled@rcpt.test", "4.7.0", "ratelimited", False)],
+    "unusual": [("unusual@rcpt.test", "4.7.28", "ratelimited", False)],
+    # ok-t@rcpt.test was accepted at RCPT and fails with the DATA reply like the other.
+    "tempdata": [("tempdata-t@rcpt.test", "4.3.1", "expired", False),
+                 ("ok-t@rcpt.test", "4.3.1", "expired", False)],
+    "datamulti": [("unknown-d@rcpt.test", "5.1.1", "userunknown", True),
+                  ("content-d@rcpt.test", "5.7.1", "policyviolation", False),
+                  ("ok-d@rcpt.test", "5.7.1", "policyviolation", False)],
+    "pipelined": [("unknown-p@pipelining.test", "5.1.1", "userunknown", True),
+                  ("full-p@pipelining.test", "5.2.2", "mailboxfull", False)],
 }
 # ...and where an MTA's notice differs.
 NXDOMAIN_STATUS = {"postfix": "5.4.4", "exim": "5.0.0", "opensmtpd": "5.0.0",
                    "sendmail": "5.1.2"}
+NULLMX_STATUS = {"postfix": "5.1.0", "exim": "5.0.0", "sendmail": "5.1.10"}
 OVERRIDES = {
     # OpenSMTPD retries a 554 greeting like a 421 and its expiry notice names neither.
     ("opensmtpd", "refused"): [("someone@refuse.test", "4.4.7", "expired", False)],
     ("opensmtpd", "expired"): [("someone@busy.test", "4.4.7", "expired", False)],
+    # OpenSMTPD 6.8 takes a null MX for a temporary "No MX found for domain"; its expiry
+    # notice, like every one of its expiry notices, shows no remote reply.
+    ("opensmtpd", "nullmx"): [("someone@nullmx.test", "4.4.7", "expired", False)],
+    ("opensmtpd", "throttled"): [("throttled@rcpt.test", "4.4.7", "expired", False)],
+    ("opensmtpd", "unusual"): [("unusual@rcpt.test", "4.4.7", "expired", False)],
+    ("opensmtpd", "tempdata"): [("tempdata-t@rcpt.test", "4.4.7", "expired", False),
+                                ("ok-t@rcpt.test", "4.4.7", "expired", False)],
 }
 
 # Cases whose final notice is a failure (kind "bounce"); "success" is a delivery notice.
 FAILURE_CASES = ("unknown", "full", "content", "refused", "big", "expired", "nxdomain",
-                 "multi")
+                 "multi", "sender", "listed", "dmarc", "disabled", "moved", "relay",
+                 "notauth", "nullmx", "throttled", "unusual", "tempdata", "datamulti",
+                 "pipelined")
 # Cases the MTA retries (and so may warn about) before the final notice.
-RETRIED = ("refused", "expired")
-# Every MTA is configured to warn before the 421 case expires.
-MUST_WARN = ("expired",)
+RETRIED = ("refused", "expired", "throttled", "unusual", "tempdata", "nullmx")
+# Every MTA is configured to warn before these cases expire (a 4xx until the end).
+MUST_WARN = ("expired", "throttled", "unusual", "tempdata")
+# What a delay warning must say the delay is (a throttle is ratelimited while it lasts,
+# so rule R8 counts it before anything expires).
+WARNING_REASON = {"throttled": "ratelimited", "unusual": "ratelimited"}
 
 
 def final(mta: str, case: str) -> list[tuple]:
@@ -61,6 +126,8 @@ def final(mta: str, case: str) -> list[tuple]:
     if (mta, case) in OVERRIDES:
         return OVERRIDES[(mta, case)]
     nx = NXDOMAIN_STATUS[mta]
+    if case == "nullmx":
+        return [("someone@nullmx.test", NULLMX_STATUS[mta], "notaccept", True)]
     if case == "nxdomain":
         return [("nobody@nxdomain.test", nx, "hostunknown", True)]
     if case == "multi":

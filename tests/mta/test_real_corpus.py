@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from bounce_handler.parse import parse
-from tests.mta.expectations import FAILURE_CASES, KNOWN_DEFECTS, MTAS, final, is_warning
+from tests.mta.expectations import (
+    FAILURE_CASES,
+    KNOWN_DEFECTS,
+    MTAS,
+    MUST_WARN,
+    WARNING_REASON,
+    final,
+    is_warning,
+)
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "real"
 FILES = sorted(DATA.glob("*.eml"))
@@ -43,7 +51,8 @@ def test_every_mta_and_case_is_kept():
         for case in (*FAILURE_CASES, "success"):
             assert GROUPS.get((mta, case)), f"tests/data/real has no {mta}_{case}.eml"
     for mta in MTAS:
-        assert (DATA / f"{mta}_expired_delay.eml").exists()
+        for case in MUST_WARN:
+            assert (DATA / f"{mta}_{case}_delay.eml").exists(), f"{mta}_{case}_delay.eml"
 
 
 def test_file_roles_match_the_notices():
@@ -87,6 +96,9 @@ def test_delay_warning(path):
     assert result.kind == "delay"
     assert result.recipients
     assert all(r.hard is None and r.action == "delayed" for r in result.recipients)
+    case = _key(path)[1]
+    if case in WARNING_REASON:
+        assert {r.reason for r in result.recipients} == {WARNING_REASON[case]}
 
 
 @pytest.mark.parametrize("mta", MTAS)

@@ -5,7 +5,7 @@ fake remote SMTP servers on the lab's loopback), and gets one message per failur
 issue 15 (tests/support/mta/lab.CASES).  What it sends back to the senders is read by the
 project's parser and, once per MTA, by the real ``bounce-handler`` into a SQLite store;
 tests/mta/expectations.py says what each notice means.  All four labs run at once, once
-per session (~40 s, the queue lifetime of the 421 case plus start-up).
+per session (~50-60 s, the queue lifetime of the 4xx-until-expiry cases plus start-up).
 
 Skipped when an MTA cannot be fetched or the machine cannot make namespaces (not root);
 failed instead under BOUNCE_HANDLER_REQUIRE_SERVICES=1 (.ci/run).  The same notices are kept
@@ -26,6 +26,7 @@ from tests.mta.expectations import (
     KNOWN_DEFECTS,
     MTAS,
     MUST_WARN,
+    WARNING_REASON,
     final,
 )
 from tests.support.services import require
@@ -131,6 +132,8 @@ def test_delay_warnings_are_not_failures(mta_runs, mta):
         assert result.recipients, n.path
         for r in result.recipients:
             assert r.hard is None and r.action == "delayed", (n.path, rows(result))
+            if n.case in WARNING_REASON:
+                assert r.reason == WARNING_REASON[n.case], (n.path, rows(result))
         warned.add(n.case)
     for case in MUST_WARN:
         assert case in warned, f"{mta} sent no delay warning for {case}\n{run.diagnostics()}"

@@ -33,6 +33,10 @@ RULES = [
     ("Office 365 DBEB without the AS() tag", None, "550 5.4.1 <a@tenant.example>: "
      "Recipient address rejected: Access denied [BL2NAM02FT061.eop-nam02.prod.protection."
      "outlook.com]", None, None, None, ("5.4.1", "userunknown", True, "vendor code")),
+    ("Microsoft 5.4.1 'Access denied' for every recipient: a refusal, no network error",
+     "5.4.1", "550 5.4.1 All recipient addresses rejected : Access denied [NEKO.cat-JPN22."
+     "prod.protection.outlook.com]", None, None, None,
+     ("5.4.1", "filtered", False, "vendor code")),
     ("Postfix access map refusing a recipient: soft, about the recipient's side", None,
      "SMTP error from remote mail server after RCPT TO:<a@b.example>: host mx1.example.eu "
      "[192.0.2.32]: 554 5.7.1 <a@b.example>: Recipient address rejected: Access denied",
@@ -48,7 +52,15 @@ RULES = [
     ("Tencent QQ frequency limit (the text also says 'Blocked IP')", "5.0.0",
      "550 Ip frequency limited [xxx Blocked IP 192.0.2.22]. http://service.mail.qq.com/",
      None, None, None, ("5.0.0", "ratelimited", False, "vendor code")),
+    ("Amazon SES as the relay refuses an unverified sender identity", "5.0.0",
+     "554 Message rejected: Email address is not verified. The following identities "
+     "failed the check in region US-EAST-1: s@customer.example.org", None, None, "data",
+     ("5.0.0", "norelaying", False, "words")),
     # -- the SMTP phase: connection, HELO, MAIL FROM refuse the sender -------------------
+    ("GMX: unverifiable sending IPs at MAIL FROM is a reverse-DNS requirement", None,
+     "SMTP error from remote mail server after MAIL FROM:<a@example.com> SIZE=1024: 450 "
+     "service permits 2 unverifyable sending IPs", "delayed", None, None,
+     ("4.7.25", "requireptr", None, "sender phase")),
     ("Postfix smtp(8): refusal in the greeting", None, "host mx.example.net[192.0.2.1] "
      "refused to talk to me: 554 5.7.1 Service unavailable; Client host [192.0.2.9] "
      "blocked using zen.spamhaus.org", None, None, None,
@@ -199,6 +211,21 @@ RULES = [
     ("Postfix 'Recipient address rejected' alone says nothing about the mailbox", None,
      "550 5.7.1 <a@b>: Recipient address rejected: Policy rejection", None, None, None,
      ("5.7.1", "policyviolation", False, "words")),
+    ("Sendmail 8.17: Status 5.1.1 of its own beside a multi-line 550-5.7.1 at RCPT",
+     "5.1.1", "550-5.7.1 [192.0.2.1] The IP you're using to send mail is not authorized to "
+     "550-5.7.1 send email directly to our servers. Please use the SMTP relay at your "
+     "550 5.7.1 service provider instead.", None, None, "rcpt",
+     ("5.7.1", "blocked", False, "words")),
+    ("Sendmail 8.17: Status 5.1.1 beside a multi-line 550-5.2.1 disabled account", "5.1.1",
+     "550-5.2.1 The account is disabled. 550 5.2.1 See the help pages.", None, None, "rcpt",
+     ("5.2.1", "suspend", False, "words")),
+    ("A multi-line reply repeating Status: changes nothing", "5.1.1",
+     "550-5.1.1 The email account that you tried to reach does not exist. 550 5.1.1 "
+     "Please try double-checking", None, None, "rcpt",
+     ("5.1.1", "userunknown", True, "vendor code")),
+    ("A single-line reply's code does not overrule Status: without words", "5.1.1",
+     "550 5.7.1 <a@b>: Recipient address rejected: User unknown", None, None, "rcpt",
+     ("5.1.1", "userunknown", True, "specific status")),
     # -- the generic status's default, then weak words, then the reply code ------------
     ("Amazon SES: 5.7.9 'Rejected'", "5.7.9", "550 5.7.9 Rejected", None, None, None,
      ("5.7.9", "securityerror", False, "generic status")),
@@ -270,6 +297,14 @@ ADJUSTED = [
     ("A delay stays a delay, with its cause", "4.4.1", "connect to mx[192.0.2.1]:25: "
      "Connection timed out", "delayed", None, None,
      ("4.4.1", "networkerror", None, "delayed", "words")),
+    ("Sendmail's delay warning names no cause, only the time (its 421 4.5.0 is its own)",
+     "4.5.0", "Deferred: 421 Warning: message still undelivered after 4 hours Will keep "
+     "trying until message is 8 hours old", "delayed", None, None,
+     ("4.5.0", "expired", None, "delayed", "words")),
+    ("A 5xx refusal behind a reset connection is no expiry (old Sendmail transcript)", None,
+     "Remote protocol error: Connection reset by peer during result wait with example.edu "
+     "(>>> DATA <<< 550 Your E-Mail is redundant.)", "failed", None, None,
+     ("5.4.0", "networkerror", False, "failed", "words")),
 ]
 
 

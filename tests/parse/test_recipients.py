@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from bounce_handler.classify import decide
 from bounce_handler.parse import parse
 from bounce_handler.parse.base import (
     address_paragraphs,
@@ -79,6 +80,39 @@ def test_multi_line_reply_is_the_explanation_of_the_address_before_it():
     [(a, diag)] = address_paragraphs(section, None, True)
     assert a == "rcpt@example.jp"
     assert "550-F=[sender@example.com]" in diag and diag.endswith("550 DEALS]")
+
+
+def test_a_transcript_under_an_address_is_its_explanation():
+    # KDDI/au's notice: the address, then the dialogue that failed it.  The indented
+    # "<<<" reply after ">>> MAIL FROM" is no folded header line, and the command names
+    # the phase (the sending host was refused, not the recipient).
+    section = ("Each of the following recipients was rejected by a remote\n"
+               "mail server.\n\n"
+               "    Recipient: <rcpt@example.net>\n"
+               "    >>> MAIL FROM:<sender@customer.example.org>\n"
+               "    <<< 550 SC-004 Unfortunately, messages from 192.0.2.1 weren't sent.\n")
+    [(a, diag)] = address_paragraphs(section, None, True)
+    assert a == "rcpt@example.net"
+    assert diag.startswith(">>> MAIL FROM:<sender@customer.example.org>")
+    assert "<<< 550 SC-004" in diag
+    v = decide(None, diag)
+    assert (v.reason, v.phase, v.hard) == ("blocked", "mail", False)
+
+
+def test_a_labelled_address_takes_its_reason_from_the_line_above():
+    # A hosting provider's own notice: the reason, then "target mail address: a@b", then
+    # a separator before the returned message.  The label is no reason, the separator no
+    # text.
+    text = ("From: postmaster@hosting.example\nTo: sender@customer.example.org\n"
+            "Subject: email bounce notification\n\n"
+            "This message is to inform you that an email you sent was rejected.\n\n"
+            "reject reason: Mailbox full\n"
+            "target mail address: rcpt@example.net\n\n"
+            + "-" * 72 + "\nbounced E-Mail:\n\nFrom: sender@customer.example.org\n"
+            "To: rcpt@example.net\nSubject: hello\n\nhello\n")
+    [r] = parse(text.encode()).recipients
+    assert (r.address, r.reason, r.hard) == ("rcpt@example.net", "mailboxfull", False)
+    assert "-----" not in r.diagnostic
 
 
 def test_the_notices_own_recipient_is_dropped_only_where_it_echoes_a_header():

@@ -39,10 +39,18 @@ ZONE_BASE = {
     "mx.refuse.test": {"A": ["127.0.0.3"]},
     "busy.test": {"MX": [[10, "mx.busy.test"]]},
     "mx.busy.test": {"A": ["127.0.0.4"]},
+    # RFC 7505: "MX 0 ." says the domain accepts no mail at all.
+    "nullmx.test": {"MX": [[0, "."]]},
+    "pipelining.test": {"MX": [[10, "mx.pipelining.test"]]},
+    "mx.pipelining.test": {"A": ["127.0.0.5"]},
+    "sender.test": {"MX": [[10, "mx.sender.test"]]},
+    "mx.sender.test": {"A": ["127.0.0.6"]},
     "lab.test": {},
     "2.0.0.127.in-addr.arpa": {"PTR": ["mx.rcpt.test"]},
     "3.0.0.127.in-addr.arpa": {"PTR": ["mx.refuse.test"]},
     "4.0.0.127.in-addr.arpa": {"PTR": ["mx.busy.test"]},
+    "5.0.0.127.in-addr.arpa": {"PTR": ["mx.pipelining.test"]},
+    "6.0.0.127.in-addr.arpa": {"PTR": ["mx.sender.test"]},
 }
 
 
@@ -72,7 +80,9 @@ class Case:
 
 # The failure cases of issue 15 (the local part picks the fake remote's answer, net.REPLIES;
 # the domain picks the server: refuse.test greets 554, busy.test greets 421, nxdomain.test
-# does not exist), a mixed message, and a success notice that must not count as a failure.
+# does not exist, nullmx.test has a null MX, sender.test refuses the sender at MAIL FROM,
+# pipelining.test pipelines), mixed messages, and a success notice that must not count as a
+# failure.
 CASES = [
     Case("unknown", ["unknown@rcpt.test"]),
     Case("full", ["full@rcpt.test"]),
@@ -84,6 +94,24 @@ CASES = [
     Case("multi", ["unknown-m@rcpt.test", "full-m@rcpt.test", "nobody-m@nxdomain.test",
                    "ok-m@rcpt.test"]),
     Case("success", ["ok@rcpt.test"], notify="SUCCESS"),
+    Case("sender", ["someone@sender.test"]),
+    Case("listed", ["listed@rcpt.test"]),
+    Case("dmarc", ["dmarc@rcpt.test"]),
+    Case("disabled", ["disabled@rcpt.test"]),
+    Case("moved", ["moved@rcpt.test"]),
+    Case("relay", ["relay@rcpt.test"]),
+    Case("notauth", ["notauth@rcpt.test"]),
+    Case("nullmx", ["someone@nullmx.test"]),
+    Case("throttled", ["throttled@rcpt.test"]),
+    Case("unusual", ["unusual@rcpt.test"]),
+    # A refusal of DATA fails every recipient accepted at RCPT; the one refused at RCPT
+    # keeps its own reply.
+    Case("datamulti", ["unknown-d@rcpt.test", "content-d@rcpt.test", "ok-d@rcpt.test"]),
+    # The same with a temporary refusal of DATA, until the queue lifetime ends.
+    Case("tempdata", ["tempdata-t@rcpt.test", "ok-t@rcpt.test"]),
+    # Every RCPT refused in a pipelined session, then "554 5.5.1 Error: no valid
+    # recipients" to the DATA sent behind them.
+    Case("pipelined", ["unknown-p@pipelining.test", "full-p@pipelining.test"]),
 ]
 CASE_BY_NAME = {c.name: c for c in CASES}
 

@@ -27,7 +27,10 @@ Then it serves the fake Internet the MTA delivers to, described by ``LAB_DIR/lab
   recipient's local part (``REPLIES``), which also accepts mail for the sender's domain
   and keeps it in ``LAB_DIR/captured/`` (the bounces the MTA sends back);
 - 127.0.0.3:25 greets with a 554 (a host that refuses the connection) and
-  127.0.0.4:25 greets with a 421 and hangs up (a host that is always busy).
+  127.0.0.4:25 greets with a 421 and hangs up (a host that is always busy);
+- 127.0.0.5:25 answers like the main server but advertises PIPELINING and answers DATA
+  after every RCPT failed with Postfix's "554 5.5.1 Error: no valid recipients";
+- 127.0.0.6:25 refuses every envelope sender but the null one (``SENDER_REPLY``).
 
 Only the standard library and aiosmtpd: this file runs as a script, not inside pytest.
 Every SMTP exchange and DNS answer is logged to ``LAB_DIR/remote.log``.  ``net.py --send``
@@ -49,15 +52,58 @@ import threading
 import time
 
 MAIN_IP, REFUSE_IP, BUSY_IP = "127.0.0.2", "127.0.0.3", "127.0.0.4"
+PIPELINING_IP, SENDER_IP = "127.0.0.5", "127.0.0.6"
 
 # Reply per recipient local part (the part before the first "-"): phase, reply.  Texts are
 # modelled on what real receivers say; the enhanced codes are the ones the issue lists.
+# "{rcpt}" is the recipient, "{ip}" the sending MTA's address as the remote sees it.
+# A multi-line reply is written with "\r\n" between its lines (RFC 5321 4.2.1).
 REPLIES = {
     "unknown": ("rcpt", "550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown"),
     "full": ("rcpt", "552 5.2.2 <{rcpt}>: Mailbox full, quota exceeded"),
     "content": ("data", "554 5.7.1 Message rejected by content policy"),
     "big": ("data", "552 5.3.4 Message size exceeds fixed maximum message size"),
+    # Postfix smtpd with reject_rbl_client (its documented default reply text).
+    "listed": ("rcpt", "554 5.7.1 Service unavailable; Client host [{ip}] blocked using "
+               "zen.spamhaus.org; https://www.spamhaus.org/query/ip/{ip}"),
+    # Gmail's DMARC rejection after DATA (multi-line, the sentence broken across lines).
+    "dmarc": ("data", "550-5.7.26 Unauthenticated email from origin.test is not accepted "
+              "due to domain's\r\n550-5.7.26 DMARC policy. Please contact the "
+              "administrator of origin.test domain\r\n550 5.7.26 if this was a legitimate "
+              "mail. - lab"),
+    # Gmail's disabled account.
+    "disabled": ("rcpt", "550-5.2.1 The email account that you tried to reach is disabled."
+                 "\r\n550 5.2.1 See the provider's help pages. - lab"),
+    # RFC 5321 3.4 / 551 "User not local; please try <forward-path>": the new address in
+    # the reply is not a recipient of the message.
+    "moved": ("rcpt", "551 5.1.6 <{rcpt}>: Recipient has moved; please try "
+              "<new-address@elsewhere.test>"),
+    # Postfix smtpd's reject_unauth_destination.
+    "relay": ("rcpt", "554 5.7.1 <{rcpt}>: Relay access denied"),
+    # Yahoo's throttle, answered to every RCPT until the sender's queue lifetime ends.
+    "throttled": ("rcpt", "421 4.7.0 [TSS04] Messages from {ip} temporarily deferred due "
+                  "to unexpected volume or user complaints - 4.16.55.1; see "
+                  "https://postmaster.yahooinc.com/error-codes"),
+    # Gmail's rate limit for unsolicited mail (450 4.7.28), every RCPT until expiry.
+    "unusual": ("rcpt", "450-4.7.28 [{ip}] Our system has detected an unusual rate of\r\n"
+                "450-4.7.28 unsolicited mail originating from your IP address. Mail from\r\n"
+                "450 4.7.28 it has been temporarily rate limited. - lab"),
+    # Gmail's refusal of a host sending directly instead of through its provider's relay
+    # (multi-line, at RCPT): Sendmail 8.17 reads only the first line and files the refusal
+    # as its own "550 5.1.1 ... User unknown", Status: 5.1.1.
+    "notauth": ("rcpt", "550-5.7.1 [{ip}] The IP you are using to send mail is not "
+                "authorized to\r\n550-5.7.1 send email directly to our servers. Please use "
+                "the SMTP relay at your\r\n550 5.7.1 service provider instead. - lab"),
+    # Postfix smtpd's answer to the end of DATA when it cannot write its queue file,
+    # given until the sender's queue lifetime ends: every accepted recipient is deferred.
+    "tempdata": ("data", "452 4.3.1 Insufficient system storage"),
 }
+# The remote behind sender.test refuses the envelope sender, whoever the recipient
+# (Postfix smtpd's check_sender_access REJECT).
+SENDER_REPLY = "550 5.7.1 <{sender}>: Sender address rejected: Access denied"
+# The remote behind pipelining.test advertises PIPELINING and answers DATA after every
+# RCPT failed as Postfix's smtpd does (RFC 2920 3.1: the client sends DATA regardless).
+NO_VALID_RECIPIENTS = "554 5.5.1 Error: no valid recipients"
 REFUSE_BANNER = "554 5.7.1 mx.refuse.test ESMTP not accepting mail from your host: blocked"
 BUSY_BANNER = "421 4.3.2 mx.busy.test Service not available, try again later"
 
@@ -211,23 +257,51 @@ def serve_dns(zone: dict, log) -> None:
 class Remote:
     """aiosmtpd handler: the receiving side of every recipient domain in the lab."""
 
-    def __init__(self, lab: dict, lab_dir: str, log) -> None:
+    def __init__(self, lab: dict, lab_dir: str, log, *, mail_reply: str | None = None,
+                 pipelining: bool = False) -> None:
         self.capture_domain = lab["capture_domain"].lower()
         self.captured = os.path.join(lab_dir, "captured")
         os.makedirs(self.captured, exist_ok=True)
         self.log = log
         self.count = 0
+        self.mail_reply = mail_reply
+        self.pipelining = pipelining
 
     @staticmethod
     def behaviour(address: str):
         local = address.rsplit("@", 1)[0].lower()
         return REPLIES.get(local.split("-")[0])
 
+    @staticmethod
+    def reply(text: str, session, **names) -> str:
+        ip = (session.peer or ("?",))[0] if session else "?"
+        return text.format(ip=ip, **names)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(1, "250-PIPELINING")
+        return responses
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.log(f"MAIL FROM <{address}> {mail_options}")
+        # The notices the MTA sends back (null sender) are always taken.
+        if self.mail_reply and address:
+            return self.reply(self.mail_reply, session, sender=address)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Ok"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         self.log(f"RCPT {address} {rcpt_options}")
         b = self.behaviour(address)
         if b and b[0] == "rcpt":
-            return b[1].format(rcpt=address)
+            if b[1].startswith("421"):
+                # RFC 5321 3.8: a 421 closes the channel.  Yahoo hangs up after TSS04; a
+                # server that waits for QUIT instead makes Sendmail report "221 Bye" as
+                # the diagnostic.  Closed once the reply is written (close() flushes).
+                asyncio.get_running_loop().call_soon(server.transport.close)
+            return self.reply(b[1], session, rcpt=address)
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Ok"
 
@@ -236,7 +310,7 @@ class Remote:
             b = self.behaviour(address)
             if b and b[0] == "data":
                 self.log(f"DATA from {envelope.mail_from} refused: {b[1]}")
-                return b[1].format(rcpt=address)
+                return self.reply(b[1], session, rcpt=address)
         if any(a.lower().endswith("@" + self.capture_domain) for a in envelope.rcpt_tos):
             self.count += 1
             stem = os.path.join(self.captured, f"{time.time_ns()}-{self.count:04d}")
@@ -276,13 +350,43 @@ def greeter(banner: str, log, stay: bool):
     return handle
 
 
-async def serve(lab: dict, lab_dir: str, log) -> None:
-    from aiosmtpd.smtp import SMTP
+def smtp_class():
+    """aiosmtpd's SMTP, answering DATA without a valid recipient as Postfix's smtpd does
+    when the remote says so (aiosmtpd's own "503 Error: need RCPT command" otherwise)."""
+    from aiosmtpd.smtp import SMTP, syntax
 
+    class LabSMTP(SMTP):
+        no_valid_recipients: str | None = None
+
+        @syntax("DATA")
+        async def smtp_DATA(self, arg: str) -> None:
+            if (self.no_valid_recipients and self.envelope is not None
+                    and self.session.host_name and not self.envelope.rcpt_tos):
+                await self.push(self.no_valid_recipients)
+                return
+            await super().smtp_DATA(arg)
+
+    return LabSMTP
+
+
+async def serve(lab: dict, lab_dir: str, log) -> None:
+    smtp = smtp_class()
     remote = Remote(lab, lab_dir, log)
+    sender_remote = Remote(lab, lab_dir, log, mail_reply=SENDER_REPLY)
+    pipelining_remote = Remote(lab, lab_dir, log, pipelining=True)
+
+    def pipelining_server():
+        server = smtp(pipelining_remote, hostname="mx.pipelining.test", data_size_limit=None)
+        server.no_valid_recipients = NO_VALID_RECIPIENTS
+        return server
+
     loop = asyncio.get_running_loop()
     await loop.create_server(
-        lambda: SMTP(remote, hostname="mx.rcpt.test", data_size_limit=None), MAIN_IP, 25)
+        lambda: smtp(remote, hostname="mx.rcpt.test", data_size_limit=None), MAIN_IP, 25)
+    await loop.create_server(
+        lambda: smtp(sender_remote, hostname="mx.sender.test", data_size_limit=None),
+        SENDER_IP, 25)
+    await loop.create_server(pipelining_server, PIPELINING_IP, 25)
     await asyncio.start_server(greeter(REFUSE_BANNER, log, True), REFUSE_IP, 25)
     await asyncio.start_server(greeter(BUSY_BANNER, log, False), BUSY_IP, 25)
     with open(os.path.join(lab_dir, "ready"), "w") as fp:
