@@ -133,12 +133,21 @@ class SqliteGroupCommitter:
         self._thread = threading.Thread(target=self._run, name="lmtp-commit", daemon=True)
         self._thread.start()
 
-    def submit(self, batch):
-        """Queue a batch; return a concurrent.futures.Future of (message id, created)."""
-        from concurrent.futures import Future
+    def submit(self, batch, loop=None):
+        """Queue a batch; return a future of (message id, created).
 
-        fut: Future = Future()
-        self.queue.put((batch, fut))
+        A concurrent.futures.Future; or, given the running asyncio `loop` (call from its
+        thread), a future of that loop, which the writer settles with the rest of its
+        group in one ``call_soon_threadsafe``: one wake-up of the loop per group rather
+        than one per message (``asyncio.wrap_future`` makes one each).
+        """
+        if loop is None:
+            from concurrent.futures import Future
+
+            fut = Future()
+        else:
+            fut = loop.create_future()
+        self.queue.put((batch, fut, loop))
         return fut
 
     def close(self) -> None:
@@ -207,14 +216,8 @@ class SqliteGroupCommitter:
                     self._conn = None
             else:
                 err = e
-            for _, fut in group:
-                fut.set_exception(err)
-            return
-        for (_, fut), (res, err) in zip(group, results, strict=True):
-            if err is None:
-                fut.set_result(res)
-            else:
-                fut.set_exception(err)
+            results = [(None, err)] * len(group)
+        _settle(group, results)
 
     def _write_group(self, conn, group, lean, isolate: bool):
         """One transaction for the group; its (result, error) per batch, committed.
@@ -230,7 +233,7 @@ class SqliteGroupCommitter:
         lean._check_schema(conn)
         seen: dict[str, int] = {}
         results = []
-        for batch, _ in group:
+        for batch, _, _ in group:
             try:
                 results.append((self._one(conn, batch, seen, lean, isolate), None))
             except Exception as e:  # noqa: BLE001 - sorted out below
@@ -258,6 +261,34 @@ class SqliteGroupCommitter:
         message_id = lean.write(conn, batch, self.judge, isolate)
         seen[digest] = message_id
         return message_id, True
+
+
+def _settle(group, results) -> None:
+    """Give each batch of `group` its (result, error): one call per asyncio loop waiting."""
+    by_loop: dict = {}
+    for (_, fut, loop), (res, err) in zip(group, results, strict=True):
+        if loop is None:
+            if err is None:
+                fut.set_result(res)
+            else:
+                fut.set_exception(err)
+        else:
+            by_loop.setdefault(loop, []).append((fut, res, err))
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle_in_loop, items)
+        except RuntimeError:  # the loop is closed: nobody waits for these any more
+            pass
+
+
+def _settle_in_loop(items) -> None:
+    for fut, res, err in items:
+        if fut.done():  # cancelled: the connection went away
+            continue
+        if err is None:
+            fut.set_result(res)
+        else:
+            fut.set_exception(err)
 
 
 def _outage(e: BaseException, sqlite3) -> bool:
@@ -348,7 +379,7 @@ class LmtpHandler:
                 self.executor, self._build, raw, size, truncated, mail_from, rcpt
             )
             if self.committer is not None:
-                message_id, created = await asyncio.wrap_future(self.committer.submit(batch))
+                message_id, created = await self.committer.submit(batch, loop)
             else:
                 message_id, created = await loop.run_in_executor(
                     self.executor, self._record, batch
