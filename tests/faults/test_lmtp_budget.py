@@ -224,6 +224,45 @@ def test_a_group_is_written_again_with_savepoints_when_one_message_fails(store):
     ) == [(0,)]
 
 
+def test_a_client_gone_while_its_message_commits_does_not_stop_the_writer(service, store):
+    """A client that hangs up while its message waits for the group commit.
+
+    aiosmtpd cancels the handler on EOF, and with it the future the message waited on.
+    asyncio.wrap_future passed that cancellation to the writer's concurrent future, whose
+    set_result then raised InvalidStateError in the writer thread: the thread ended, and
+    every later message over LMTP waited for a reply forever (found profiling the LMTP
+    path; df5b7b8).  Now the writer settles the loop's own futures, skipping cancelled ones.
+    """
+    svc, sock = service()
+    ext, raw = variant(1, bounces_only=True)
+    lock = sqlite3.connect(store.db, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # the writer waits (busy_timeout 2 s) with the message
+    try:
+        c = Client(sock)
+        assert c.cmd("LHLO client.test").startswith("250")
+        assert c.cmd("MAIL FROM:<>").startswith("250")
+        assert c.cmd(f"RCPT TO:<bounces+{ext}@relay.example>").startswith("250")
+        assert c.cmd("DATA").startswith("354")
+        body = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        c.sock.sendall(body + b".\r\n")
+        time.sleep(0.5)  # parsed and queued for the writer, which waits for the lock
+        c.close()  # gone before its reply
+        time.sleep(0.3)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    # The first message was committed all the same (its reply had nowhere to go) ...
+    deadline = time.monotonic() + 10
+    while store.query("SELECT count(*) FROM messages")[0][0] < 1:
+        assert time.monotonic() < deadline, "the first message was never committed"
+        time.sleep(0.05)
+    # ... and the writer still writes.
+    ext2, raw2 = variant(2, bounces_only=True)
+    [[reply]] = lmtp_session(sock, [("", [f"bounces+{ext2}@relay.example"], raw2)], timeout=20)
+    assert reply.startswith("250 2.0.0") and "recorded" in reply, reply
+    assert store.query("SELECT count(*) FROM messages")[0][0] == 2
+
+
 # -- size -------------------------------------------------------------------------------
 
 
