@@ -63,14 +63,18 @@ SAMPLES = (
 # -- corpus -------------------------------------------------------------------------------
 
 
-def corpus(n: int) -> list[tuple[str, bytes]]:
-    """`n` unique (extension, message) pairs, the samples weighted 3:1 over fixtures."""
+def corpus(n: int, root: Path = ROOT) -> list[tuple[str, bytes]]:
+    """`n` unique (extension, message) pairs, the samples weighted 3:1 over fixtures.
+
+    `root` is the tree whose samples/ and tests/data/ make the corpus (--corpus-root):
+    comparing two commits is only fair on the same messages, and tests/data grows.
+    """
     templates = []
     for name, local, domain in SAMPLES:
-        path = ROOT / "samples" / name
+        path = root / "samples" / name
         if path.exists():
             templates.append((path.read_bytes(), local, domain))
-    fixtures = sorted((ROOT / "tests" / "data").glob("**/*.eml"))
+    fixtures = sorted((root / "tests" / "data").glob("**/*.eml"))
     for p in fixtures:
         templates.append((p.read_bytes(), None, None))
     if not templates:
@@ -507,10 +511,13 @@ def main() -> None:
     ap.add_argument("--bare-messages", type=int, default=2000)
     ap.add_argument("--postfix", action="store_true", help="also through a private Postfix")
     ap.add_argument("--postfix-messages", type=int, default=2000)
+    ap.add_argument("--corpus-root", type=Path, default=ROOT,
+                    help="build the corpus from this tree's samples/ and tests/data/ "
+                    "(default: this one); give two commits' runs the same messages")
     args = ap.parse_args()
     modes = set(args.modes.split(","))
     tmp = Path(tempfile.mkdtemp(prefix="bh-storm-"))
-    msgs = corpus(args.messages)
+    msgs = corpus(args.messages, args.corpus_root)
     print(f"corpus: {len(msgs)} messages, {sum(len(m) for _, m in msgs) / 1e6:.1f} MB, "
           f"concurrency {args.concurrency}", flush=True)
     runs: list[Run] = []

@@ -7,7 +7,7 @@ import sqlite3
 import time
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bounce_handler import trust
@@ -220,6 +220,55 @@ def test_valid_addresses(value):
 ])
 def test_invalid_addresses(value):
     assert not trust.valid_address(value)
+
+
+def _valid_address_per_character(address):
+    """valid_address as it was first written, a test per character: the reference."""
+    if not address or len(address) > 320:
+        return False
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain or len(domain) > 253:
+        return False
+    if local[0] == "." or local[-1] == "." or ".." in local:
+        return False
+    for c in local:
+        if c in '()<>[]:;@\\,"' or not c.isprintable() or c.isspace():
+            return False
+    labels = domain.split(".")
+    if len(labels) < 2 or labels[-1].isdigit():
+        return False
+    for label in labels:
+        if not label or len(label) > 63 or label[0] == "-" or label[-1] == "-":
+            return False
+        if not all(c.isalnum() or c == "-" for c in label):
+            return False
+    return True
+
+
+def test_the_only_printable_white_space_is_the_space():
+    # valid_address tests a local part with isprintable() and `" " in` instead of
+    # isspace() per character: the same only while this holds, over all of Unicode.
+    import sys
+
+    assert [c for c in map(chr, range(sys.maxunicode + 1))
+            if c.isprintable() and c.isspace()] == [" "]
+
+
+_ADDRESS_CHARS = st.sampled_from(list('ab.-@ _"<>\\\t\n\x00\x85\xa0\u2028\u200b\ufeff'
+                                      "é١٢٣ẞ0123") + ["\ud800"])
+
+
+@settings(max_examples=3000, deadline=None)
+@example(local="a b", domain="x")
+@example(local="a\xa0b", domain="x")
+@example(local="a\u200bb", domain="x")
+@example(local="a", domain="é١-ẞ")
+@example(local="a", domain="x_y")
+@example(local="a", domain="-x")
+@given(local=st.text(_ADDRESS_CHARS, max_size=8), domain=st.text(_ADDRESS_CHARS, max_size=12))
+def test_valid_address_is_the_per_character_definition(local, domain):
+    for value in (local + "@" + domain, local + "@" + domain + ".example", local):
+        assert trust.valid_address(value) == _valid_address_per_character(value), value
 
 
 @pytest.mark.parametrize("value, problem", [

@@ -325,7 +325,7 @@ def insert_rows(conn, batch) -> int:
     return message_id
 
 
-def write(conn, batch, judge=None) -> int:
+def write(conn, batch, judge=None, isolate: bool = True) -> int:
     """Write one batch inside the caller's open transaction; return its message id.
 
     The batch's work is isolated by a savepoint, so a failure undoes this message alone
@@ -334,8 +334,21 @@ def write(conn, batch, judge=None) -> int:
     quarantined with why) and written again; UnstorableMessage if even that is refused.
     The judge hook then runs on the events as stored.  sqlite3.OperationalError and the
     judge's own errors propagate (the caller decides: an outage, or this message's bug).
+
+    ``isolate=False`` skips the savepoint, for a caller that rolls back its whole
+    transaction on any error and then writes the batches again with ``isolate=True``
+    (SqliteGroupCommitter): a savepoint makes SQLite copy every page the message touches
+    into its statement journal first (~0.07 ms of CPU a bounce, a fifth of the SQL time
+    of bench/storm.py's LMTP mode), paid for the rare message that fails.  Without it the
+    rows are written as they are (no set-aside): ``RowsRefused`` and the judge's errors
+    propagate, with part of this message's rows left in the transaction.
     """
     rows.clean_batch(batch)
+    if not isolate:
+        message_id = insert_rows(conn, batch)
+        if judge is not None and batch.events:
+            judge(conn, batch.events, batch.now)
+        return message_id
     conn.execute("SAVEPOINT batch")
     try:
         try:

@@ -135,6 +135,134 @@ def test_rows_sqlite_refuses_are_set_aside_alone(service, store):
     assert b"poison@example.net" in zlib.decompress(content)
 
 
+def test_a_group_is_written_again_with_savepoints_when_one_message_fails(store):
+    """The committer's two passes, on one group made deterministic.
+
+    A group is written without a savepoint per message (they cost SQLite a copy of every
+    page a message touches); when one message fails, the transaction is rolled back and
+    the group written again with a savepoint per message.  Here one group holds ten
+    ordinary messages, one whose rows SQLite refuses (a trigger: IntegrityError) and one
+    the judge fails on: the first is set aside, the second fails alone (451), the ten
+    commit -- in that same group.
+    """
+    from bounce_handler import intake
+    from bounce_handler.daemon.lmtp import SqliteGroupCommitter
+    from bounce_handler.store.lean import sqlite_path
+
+    conn = sqlite3.connect(store.db)
+    conn.execute(
+        "CREATE TRIGGER no_poison BEFORE INSERT ON bounce_events "
+        "WHEN NEW.recipient LIKE 'poison%' BEGIN SELECT RAISE(ABORT, 'poison refused'); END"
+    )
+    conn.commit()
+    conn.close()
+    s = settings_mod.load(str(store.config))
+    judge = intake.judge_for(s)
+    inside, release = threading.Event(), threading.Event()
+
+    def hook(conn, events, now):
+        if not inside.is_set():  # the first group: hold the writer until the rest queued
+            inside.set()
+            assert release.wait(30)
+        if any(ev["recipient"].startswith("buggy") for ev in events):
+            raise RuntimeError("a judge bug for this message's rows")
+        return judge(conn, events, now)
+
+    def batch(i, local=None):
+        ext, raw = variant(i, bounces_only=True)
+        if local:  # alice<i>@example.net becomes <local>@example.net, VERP address too
+            raw = raw.replace(f"alice{i}@".encode(), f"{local}@".encode())
+            ext = ext.replace(f"alice{i}=", f"{local}=")
+        env = intake.Envelope(extension=ext, sender="", recipient=f"bounces+{ext}@relay.example")
+        return intake.build(raw, env, s, time.time(), source="lmtp", relay="r")[0]
+
+    committer = SqliteGroupCommitter(sqlite_path(s.database.url), 5.0, hook)
+    try:
+        first_batch = batch(100)
+        first = committer.submit(first_batch)
+        assert inside.wait(30)
+        batches = [batch(i) for i in range(10)]
+        poison = batch(3, "poison")
+        buggy = batch(6, "buggy")
+        batches[4:4] = [poison]
+        batches[8:8] = [buggy]
+        futures = [committer.submit(b) for b in batches]
+        release.set()
+        assert first.result(30)[1] is True
+        results = {}
+        for b, f in zip(batches, futures, strict=True):
+            try:
+                results[b.message["digest"]] = f.result(30)
+            except RuntimeError as e:
+                results[b.message["digest"]] = e
+    finally:
+        release.set()
+        committer.close()
+    # Two groups: the first message alone, written once (nothing failed); the twelve queued
+    # behind it, written twice.
+    assert (committer.groups, committer.retried) == (2, 1)
+    assert isinstance(results.pop(buggy.message["digest"]), RuntimeError)
+    assert all(created for _, created in results.values())
+    assert "IntegrityError" in poison.aside and "poison refused" in poison.aside
+    assert store.query("SELECT count(*) FROM messages")[0][0] == 1 + 10 + 1
+    assert store.query(
+        "SELECT disposition FROM messages WHERE digest = ?", (buggy.message["digest"],)
+    ) == []
+    assert store.query(
+        "SELECT m.disposition, q.reason FROM messages m JOIN quarantine q "
+        "ON q.message_id = m.id WHERE m.digest = ?", (poison.message["digest"],)
+    ) == [("quarantined", "unstorable")]
+    # Each neighbour's rows are there once, judged once (its flag evidence, if any, links
+    # rows that exist: nothing of the rolled-back first pass survived).
+    stored = store.query(
+        "SELECT m.digest, count(e.id) FROM messages m JOIN bounce_events e "
+        "ON e.message_id = m.id GROUP BY m.digest")
+    ordinary = [first_batch] + [b for b in batches if b is not poison and b is not buggy]
+    assert sorted(stored) == sorted((b.message["digest"], len(b.events)) for b in ordinary)
+    assert store.query(
+        "SELECT count(*) FROM flag_evidence WHERE event_id NOT IN (SELECT id FROM bounce_events)"
+    ) == [(0,)]
+
+
+def test_a_client_gone_while_its_message_commits_does_not_stop_the_writer(service, store):
+    """A client that hangs up while its message waits for the group commit.
+
+    aiosmtpd cancels the handler on EOF, and with it the future the message waited on.
+    asyncio.wrap_future passed that cancellation to the writer's concurrent future, whose
+    set_result then raised InvalidStateError in the writer thread: the thread ended, and
+    every later message over LMTP waited for a reply forever (found profiling the LMTP
+    path; df5b7b8).  Now the writer settles the loop's own futures, skipping cancelled ones.
+    """
+    svc, sock = service()
+    ext, raw = variant(1, bounces_only=True)
+    lock = sqlite3.connect(store.db, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # the writer waits (busy_timeout 2 s) with the message
+    try:
+        c = Client(sock)
+        assert c.cmd("LHLO client.test").startswith("250")
+        assert c.cmd("MAIL FROM:<>").startswith("250")
+        assert c.cmd(f"RCPT TO:<bounces+{ext}@relay.example>").startswith("250")
+        assert c.cmd("DATA").startswith("354")
+        body = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        c.sock.sendall(body + b".\r\n")
+        time.sleep(0.5)  # parsed and queued for the writer, which waits for the lock
+        c.close()  # gone before its reply
+        time.sleep(0.3)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    # The first message was committed all the same (its reply had nowhere to go) ...
+    deadline = time.monotonic() + 10
+    while store.query("SELECT count(*) FROM messages")[0][0] < 1:
+        assert time.monotonic() < deadline, "the first message was never committed"
+        time.sleep(0.05)
+    # ... and the writer still writes.
+    ext2, raw2 = variant(2, bounces_only=True)
+    [[reply]] = lmtp_session(sock, [("", [f"bounces+{ext2}@relay.example"], raw2)], timeout=20)
+    assert reply.startswith("250 2.0.0") and "recorded" in reply, reply
+    assert store.query("SELECT count(*) FROM messages")[0][0] == 2
+
+
 # -- size -------------------------------------------------------------------------------
 
 
