@@ -44,6 +44,17 @@ def test_split_blank(s):
     assert scan.split_blank(s) == re.split(r"\n[ \t]*\n", s)
 
 
+@FUZZ
+@given(common | _tokens(["\n", "\n\n", "a", "bb\n", "\n" * 70, "x" * 70]),
+       st.integers(min_value=0, max_value=40))
+def test_first_lines(s, n):
+    """The first n lines, as splitting would give them (str and bytes alike)."""
+    want = s if s.count("\n") < n else "\n".join(s.split("\n")[:n])
+    assert scan.first_lines(s, n) == want
+    b = s.encode("utf-8", "surrogateescape")
+    assert scan.first_lines(b, n) == want.encode("utf-8", "surrogateescape")
+
+
 _PARAM = r';\s*([A-Za-z0-9*_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)'
 
 
@@ -142,6 +153,7 @@ def test_scanners_are_linear_on_hostile_runs():
     assert scan.find_status("5." * n) is None
     assert scan.params(';a="' + "\\x" * n) == [("a", '"' + "\\x" * n)]
     assert len(scan.split_blank("\n \n" * n)) == n + 1
+    assert scan.first_lines("\n" * n + "a", n - 1) == "\n" * (n - 2)
 
 
 @FUZZ
