@@ -194,7 +194,8 @@ class Part:
         if ctype.startswith("multipart/"):
             boundary = self.params.get("boundary")
             if boundary:
-                for chunk in _split(self.raw_body, boundary.encode("utf-8", "replace")):
+                for chunk in _split(self.raw_body, boundary.encode("utf-8", "replace"),
+                                    budget[0]):
                     budget[0] -= 1
                     if budget[0] <= 0:
                         break
@@ -270,8 +271,13 @@ def normalize_text(text: str) -> str:
     return text
 
 
-def _split(body: bytes, boundary: bytes) -> list:
-    """Split at RFC 2046 §5.1.1 delimiter lines ("--boundary"), lenient."""
+def _split(body: bytes, boundary: bytes, limit: int = MAX_PARTS) -> list:
+    """Split at RFC 2046 §5.1.1 delimiter lines ("--boundary"), lenient; ``limit`` parts.
+
+    The caller keeps no more than its part budget, so the scan stops there: a returned
+    copy's body of 16,000 "--boundary" lines was a Python iteration each (5x a plain
+    message, issue 14).
+    """
     delim = b"\n--" + boundary
     data = b"\n" + body
     parts = []
@@ -289,7 +295,7 @@ def _split(body: bytes, boundary: bytes) -> list:
             continue
         if start >= 0:
             parts.append(data[start:pos])
-        if closing:
+        if closing or len(parts) >= limit:
             return parts
         start = end + 1
         pos = data.find(delim, end)

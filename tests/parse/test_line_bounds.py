@@ -77,3 +77,42 @@ def test_a_header_block_behind_a_3_mib_folded_field_is_read():
     pad = "\n ".join(["x"] * MAX_FOLDED_LINES)
     assert parse_message(f"X-Pad: {pad}\nSubject: s\n\nbody".encode()).get("subject") is None
 
+
+def _copy(return_path: str, received: str) -> bytes:
+    return (_HEAD + b'Content-Type: multipart/report; report-type=delivery-status; '
+            b'boundary="B"\n\n--B\nContent-Type: text/plain\n\nundeliverable\n'
+            b"--B\nContent-Type: message/delivery-status\n\n"
+            b"Reporting-MTA: dns; mx.example\n\nFinal-Recipient: rfc822; alice@example.net\n"
+            b"Action: failed\nStatus: 5.1.1\n\n--B\nContent-Type: message/rfc822\n\n"
+            + f"Received: {received}\nReturn-Path: {return_path}\n".encode()
+            + b"Subject: hi\n\nhello\n--B--\n")
+
+
+def test_the_returned_copys_return_path_and_received_are_read_in_max_field_chars():
+    ok = parse(_copy("<bob@example.org>", "from x (Authenticated sender: bob) by y"))
+    assert (ok.original.sender, ok.original.sasl_login) == ("bob@example.org", "bob")
+    # Behind MAX_FIELD characters of "<>" or "(", nothing is read (a real Return-Path is
+    # one address; a Received line is a few hundred characters).
+    pad = "<>" * (MAX_FIELD // 2)
+    late = parse(_copy(pad + "<bob@example.org>",
+                       "(" * MAX_FIELD + "from x (Authenticated sender: bob) by y"))
+    assert [x.address for x in late.recipients] == ["alice@example.net"]
+    assert (late.original.sender, late.original.sasl_login) == (None, None)
+
+
+def test_a_report_address_field_is_read_in_max_field_chars():
+    from bounce_handler.parse.rfc3464 import _addr
+
+    assert _addr("rfc822; <bob@example.org>") == "bob@example.org"
+    assert _addr("rfc822; " + "<>" * (MAX_FIELD // 2) + "<bob@example.org>") is None
+
+
+def test_multipart_splitting_stops_at_the_part_budget():
+    from bounce_handler.parse.mime import MAX_PARTS, _split
+
+    body = b"--B\nContent-Type: text/plain\n\nx\n" * 20_000 + b"--B--\n"
+    assert len(_split(body, b"B")) == MAX_PARTS
+    assert len(_split(body, b"B", 3)) == 3
+    # What a message keeps is the budget either way (MAX_PARTS, all levels together).
+    m = parse_message(b'Content-Type: multipart/mixed; boundary="B"\n\n' + body)
+    assert len(m.parts) == MAX_PARTS - 1
