@@ -20,13 +20,11 @@ MAX_DEPTH = 8  # nesting of multiparts / attached messages we follow
 MAX_PARTS = 200  # parts per message, all levels together
 # Bounds on what any scanner or pattern downstream sees of one entity (the pipe reads up
 # to 10 MiB): the lines of a header block, before unfolding (a long folded field is kept:
-# a 3 MiB one folded at 76 characters is 41,400 lines, tests/faults pads DSNs with one)
-# and after (a real header has tens of fields; each line costs a little Python, and 2.5
-# million folds took 1.4 s; 100,000 folds of two blanks still cost 7x a plain header of
-# the same size, issue 14's adversarial table), and a part's decoded text (a notice
+# a 3 MiB one is 40,000 lines) and after (a real header has tens of fields; each line costs
+# a little Python, and 2.5 million folds took 1.4 s), and a part's decoded text (a notice
 # is read up to base.MAX_TEXT, a report of MAX_RECIPIENTS groups is ~300 KB).
 MAX_HEADER_LINES = 5000
-MAX_FOLDED_LINES = 50_000
+MAX_FOLDED_LINES = 100_000
 # A field's value: Postfix's cleanup(8) keeps at most header_size_limit (102400) bytes of
 # one header, so through Postfix a longer one never arrives; past it the Python scanners
 # downstream (addresses in To:, Content-Type parameters) would cost seconds at 10 MiB.

@@ -38,6 +38,18 @@ def test_unfold(s):
     assert scan.unfold(s) == re.sub(r"\n[ \t]+", " ", s)
 
 
+def test_unfold_past_max_run_folds_keeps_the_words():
+    """Past MAX_RUN_FOLDS multi-blank folds, a fold's extra blanks stay (no Python per fold)."""
+    n = scan.MAX_RUN_FOLDS
+    text = "Subject: a" + "\n \t b" * (n + 50) + "\nTo: c"
+    exact = re.sub(r"\n[ \t]+", " ", text)
+    out = scan.unfold(text)
+    assert out.split() == exact.split()
+    assert out.count("\n") == exact.count("\n") == 1
+    assert out.startswith(re.sub(r"\n[ \t]+", " ", "Subject: a" + "\n \t b" * (n - 1)))
+    assert out != exact  # the blanks of the last 51 folds are kept
+
+
 @FUZZ
 @given(common | _tokens(["\n", "\n\n", " ", "\t", "a", "\n \t\n", "\n\n\n"]))
 def test_split_blank(s):
