@@ -18,6 +18,10 @@ from bounce_handler.parse.scan import params as _params
 
 MAX_DEPTH = 8  # nesting of multiparts / attached messages we follow
 MAX_PARTS = 200  # parts per message, all levels together
+# Lines a multipart's splitting passes over that start like its delimiter but run on
+# ("--boundaryXYZ": a nested multipart's longer boundary): one per nested part, so ten
+# times the parts a whole message may have.
+MAX_LONGER_DELIMITERS = 10 * MAX_PARTS
 # Bounds on what any scanner or pattern downstream sees of one entity (the pipe reads up
 # to 10 MiB): the lines of a header block, before unfolding (a long folded field is kept:
 # a 3 MiB one is 40,000 lines) and after (a real header has tens of fields; each line costs
@@ -272,14 +276,17 @@ def normalize_text(text: str) -> str:
 def _split(body: bytes, boundary: bytes, limit: int = MAX_PARTS) -> list:
     """Split at RFC 2046 §5.1.1 delimiter lines ("--boundary"), lenient; ``limit`` parts.
 
-    The caller keeps no more than its part budget, so the scan stops there: a returned
-    copy's body of 16,000 "--boundary" lines was a Python iteration each (5x a plain
-    message, issue 14).
+    Each line starting like a delimiter costs a Python iteration (a returned copy's body
+    of 16,000 of them: 5x a plain message, issue 14), so the scan stops at ``limit``
+    parts (the caller keeps no more: its part budget) or after MAX_LONGER_DELIMITERS
+    lines that only start like one; the part being read then runs to the end, as in an
+    unterminated multipart.
     """
     delim = b"\n--" + boundary
     data = b"\n" + body
     parts = []
     start = -1
+    longer = 0
     pos = data.find(delim)
     while pos >= 0:
         after = pos + len(delim)
@@ -289,6 +296,9 @@ def _split(body: bytes, boundary: bytes, limit: int = MAX_PARTS) -> list:
         closing = tail.startswith(b"--")
         if not closing and tail.strip():
             # "--boundaryXYZ": a longer boundary of a nested multipart, not ours.
+            longer += 1
+            if longer > MAX_LONGER_DELIMITERS:
+                break
             pos = data.find(delim, after)
             continue
         if start >= 0:

@@ -116,3 +116,18 @@ def test_multipart_splitting_stops_at_the_part_budget():
     # What a message keeps is the budget either way (MAX_PARTS, all levels together).
     m = parse_message(b'Content-Type: multipart/mixed; boundary="B"\n\n' + body)
     assert len(m.parts) == MAX_PARTS - 1
+
+
+def test_lines_that_only_start_like_the_delimiter_are_passed_over_a_bounded_number_of_times():
+    from bounce_handler.parse.mime import MAX_LONGER_DELIMITERS, _split
+
+    def body(n: int) -> bytes:
+        return (b"--B\nContent-Type: text/plain\n\nfirst\n" + b"--Bx\n" * n
+                + b"--B\nContent-Type: text/plain\n\nsecond\n--B--\n")
+
+    # A nested multipart's longer boundary ("--Bx") is no delimiter of ours ...
+    assert [p.count(b"--Bx") for p in _split(body(MAX_LONGER_DELIMITERS), b"B")] == [
+        MAX_LONGER_DELIMITERS, 0]
+    # ... but past MAX_LONGER_DELIMITERS of them the part being read runs to the end.
+    parts = _split(body(MAX_LONGER_DELIMITERS + 1), b"B")
+    assert len(parts) == 1 and parts[0].endswith(b"second\n--B--\n")
