@@ -189,8 +189,8 @@ class Hit:
 MAX_TEXT = 65536  # notice text read by detectors; a longer one is a returned message inline
 # ... and its lines: detectors read it line by line (address_paragraphs, the stop markers'
 # "^" searches), so a notice of MAX_TEXT line breaks cost 10-16x the same size of prose
-# (~900 lines).  The longest notice text in the development corpora has ~310 lines (AOL's,
-# the original inlined); past 2,000 lines it is a returned message or a flood.
+# (~900 lines).  The longest notice text in the development corpora has ~310 lines (AOL's
+# HTML notice reduced to text); past 2,000 lines it is a returned message or a flood.
 MAX_TEXT_LINES = 2000
 # A header value read by detectors: RFC 5322 §2.1.1 lines are at most 998 characters, and a
 # Subject of RFC 2047 words (a CJK subject) unfolds to a few times that.
@@ -215,7 +215,8 @@ class Sniff:
     auto        Auto-Submitted, lower-cased ("" when absent)
     failed      X-Failed-Recipients (Exim), raw
     text        the human-readable notice (first text/plain parts outside any attached
-                message), decoded; ``lower`` is its lower-cased copy
+                message), decoded, at most MAX_TEXT characters and MAX_TEXT_LINES lines;
+                ``lower`` is its lower-cased copy
     """
 
     __slots__ = (
