@@ -250,7 +250,15 @@ class Part:
         At most MAX_TEXT_BYTES of the decoded body: everything that reads text reads this.
         """
         if self._text is None:
-            data = self.body[:MAX_TEXT_BYTES]
+            data = self.body
+            if len(data) > MAX_TEXT_BYTES:
+                # Cut on a UTF-8 character boundary (back over at most 3 continuation
+                # bytes): a cut sequence made the whole megabyte fail UTF-8 and read as
+                # cp1252 (mojibake, and 4.6x a plain report's time, issue 14's table).
+                cut = MAX_TEXT_BYTES
+                while cut > MAX_TEXT_BYTES - 3 and data[cut] & 0xC0 == 0x80:
+                    cut -= 1
+                data = data[:cut]
             self._text = normalize_text(to_str(data, self.params.get("charset")))
         return self._text
 

@@ -131,3 +131,14 @@ def test_lines_that_only_start_like_the_delimiter_are_passed_over_a_bounded_numb
     # ... but past MAX_LONGER_DELIMITERS of them the part being read runs to the end.
     parts = _split(body(MAX_LONGER_DELIMITERS + 1), b"B")
     assert len(parts) == 1 and parts[0].endswith(b"second\n--B--\n")
+
+
+def test_a_part_cut_at_max_text_bytes_is_cut_between_utf8_characters():
+    from bounce_handler.parse.mime import MAX_TEXT_BYTES, Part
+
+    for pad in range(4):  # the cut falls in each byte of a 2-, 3- and 4-byte character
+        for ch in ("д", "€", "\U0001f4e7"):
+            body = b"x" * pad + ch.encode() * (MAX_TEXT_BYTES // len(ch.encode()) + 1)
+            text = Part([("content-type", "text/plain; charset=utf-8")], body, [9]).text()
+            # Not decoded as cp1252 for one cut character (it was: "Ð´Ð´...").
+            assert set(text[pad:]) == {ch}
