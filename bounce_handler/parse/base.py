@@ -16,6 +16,7 @@ from bounce_handler.parse.scan import (
     find_angle,
     find_reply,
     find_status,
+    first_lines,
     odd_dots,
     replace_tags,
     strip_blocks,
@@ -186,6 +187,11 @@ class Hit:
 
 
 MAX_TEXT = 65536  # notice text read by detectors; a longer one is a returned message inline
+# ... and its lines: detectors read it line by line (address_paragraphs, the stop markers'
+# "^" searches), so a notice of MAX_TEXT line breaks cost 10-16x the same size of prose
+# (~900 lines).  The longest notice text in the development corpora has ~310 lines (AOL's
+# HTML notice reduced to text); past 2,000 lines it is a returned message or a flood.
+MAX_TEXT_LINES = 2000
 # A header value read by detectors: RFC 5322 §2.1.1 lines are at most 998 characters, and a
 # Subject of RFC 2047 words (a CJK subject) unfolds to a few times that.
 MAX_FIELD = 4096
@@ -209,7 +215,8 @@ class Sniff:
     auto        Auto-Submitted, lower-cased ("" when absent)
     failed      X-Failed-Recipients (Exim), raw
     text        the human-readable notice (first text/plain parts outside any attached
-                message), decoded; ``lower`` is its lower-cased copy
+                message), decoded, at most MAX_TEXT characters and MAX_TEXT_LINES lines;
+                ``lower`` is its lower-cased copy
     """
 
     __slots__ = (
@@ -229,9 +236,7 @@ class Sniff:
         self.mailer = (msg.get("x-mailer") or "")[:MAX_FIELD].lower()
         self.auto = (msg.get("auto-submitted") or "")[:MAX_FIELD].lower()
         self.failed = msg.get("x-failed-recipients") or ""
-        text = notice_text(msg)
-        if len(text) > MAX_TEXT:
-            text = text[:MAX_TEXT]
+        text = first_lines(notice_text(msg)[:MAX_TEXT], MAX_TEXT_LINES)
         if not text.endswith("\n"):
             # Always a line end after the last line: detectors' "WORDS[^\n]*\n" patterns
             # then match at the first WORDS, where on a last line without one they failed

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import binascii
 
-from bounce_handler.parse.scan import encoded_words, join_encoded_words, unfold
+from bounce_handler.parse.scan import encoded_words, first_lines, join_encoded_words, unfold
 from bounce_handler.parse.scan import params as _params
 
 MAX_DEPTH = 8  # nesting of multiparts / attached messages we follow
 MAX_PARTS = 200  # parts per message, all levels together
+# Lines a multipart's splitting passes over that start like its delimiter but run on
+# ("--boundaryXYZ": a nested multipart's longer boundary): one per nested part, so ten
+# times the parts a whole message may have.
+MAX_LONGER_DELIMITERS = 10 * MAX_PARTS
 # Bounds on what any scanner or pattern downstream sees of one entity (the pipe reads up
 # to 10 MiB): the lines of a header block, before unfolding (a long folded field is kept:
 # a 3 MiB one is 40,000 lines) and after (a real header has tens of fields; each line costs
@@ -108,9 +112,7 @@ def parse_headers(block: bytes) -> list:
     Only the first MAX_FOLDED_LINES lines are unfolded, the first MAX_HEADER_LINES
     fields (or stray lines) of the result read, and MAX_FIELD_CHARS of each value kept.
     """
-    if block.count(b"\n") >= MAX_FOLDED_LINES:
-        block = b"\n".join(block.split(b"\n", MAX_FOLDED_LINES)[:MAX_FOLDED_LINES])
-    text = to_str(block)
+    text = to_str(first_lines(block, MAX_FOLDED_LINES))
     if "\n " in text or "\n\t" in text:
         text = unfold(text)
     out = []
@@ -194,7 +196,8 @@ class Part:
         if ctype.startswith("multipart/"):
             boundary = self.params.get("boundary")
             if boundary:
-                for chunk in _split(self.raw_body, boundary.encode("utf-8", "replace")):
+                for chunk in _split(self.raw_body, boundary.encode("utf-8", "replace"),
+                                    budget[0]):
                     budget[0] -= 1
                     if budget[0] <= 0:
                         break
@@ -247,7 +250,15 @@ class Part:
         At most MAX_TEXT_BYTES of the decoded body: everything that reads text reads this.
         """
         if self._text is None:
-            data = self.body[:MAX_TEXT_BYTES]
+            data = self.body
+            if len(data) > MAX_TEXT_BYTES:
+                # Cut on a UTF-8 character boundary (back over at most 3 continuation
+                # bytes): a cut sequence made the whole megabyte fail UTF-8 and read as
+                # cp1252 (mojibake, and 4.6x a plain report's time, issue 14's table).
+                cut = MAX_TEXT_BYTES
+                while cut > MAX_TEXT_BYTES - 3 and data[cut] & 0xC0 == 0x80:
+                    cut -= 1
+                data = data[:cut]
             self._text = normalize_text(to_str(data, self.params.get("charset")))
         return self._text
 
@@ -270,12 +281,20 @@ def normalize_text(text: str) -> str:
     return text
 
 
-def _split(body: bytes, boundary: bytes) -> list:
-    """Split at RFC 2046 §5.1.1 delimiter lines ("--boundary"), lenient."""
+def _split(body: bytes, boundary: bytes, limit: int = MAX_PARTS) -> list:
+    """Split at RFC 2046 §5.1.1 delimiter lines ("--boundary"), lenient; ``limit`` parts.
+
+    Each line starting like a delimiter costs a Python iteration (a returned copy's body
+    of 16,000 of them: 5x a plain message, issue 14), so the scan stops at ``limit``
+    parts (the caller keeps no more: its part budget) or after MAX_LONGER_DELIMITERS
+    lines that only start like one; the part being read then runs to the end, as in an
+    unterminated multipart.
+    """
     delim = b"\n--" + boundary
     data = b"\n" + body
     parts = []
     start = -1
+    longer = 0
     pos = data.find(delim)
     while pos >= 0:
         after = pos + len(delim)
@@ -285,11 +304,14 @@ def _split(body: bytes, boundary: bytes) -> list:
         closing = tail.startswith(b"--")
         if not closing and tail.strip():
             # "--boundaryXYZ": a longer boundary of a nested multipart, not ours.
+            longer += 1
+            if longer > MAX_LONGER_DELIMITERS:
+                break
             pos = data.find(delim, after)
             continue
         if start >= 0:
             parts.append(data[start:pos])
-        if closing:
+        if closing or len(parts) >= limit:
             return parts
         start = end + 1
         pos = data.find(delim, end)

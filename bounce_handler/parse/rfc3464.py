@@ -24,6 +24,7 @@ in Original-Recipient are undone.
 from __future__ import annotations
 
 from bounce_handler.parse.base import (
+    MAX_FIELD,
     Hit,
     Sniff,
     address_paragraphs,
@@ -38,7 +39,13 @@ from bounce_handler.parse.base import (
 )
 from bounce_handler.parse.lazyre import lazy
 from bounce_handler.parse.mime import Part, parse_headers
-from bounce_handler.parse.scan import collapse_ws, find_phase, last_command, split_blank
+from bounce_handler.parse.scan import (
+    collapse_ws,
+    find_phase,
+    first_lines,
+    last_command,
+    split_blank,
+)
 
 _DS_TYPES = ("message/delivery-status", "message/global-delivery-status")
 _ORIGINAL_TYPES = (
@@ -54,6 +61,11 @@ _FIELDS_START = ("reporting-mta", "original-envelope-id", "final-recipient", "or
 # of one multi-line reply read (RFC 5321 sets no limit; real ones have a few).
 _NOTICE_LOOKUPS = 50
 _REPLY_LINES = 30
+# Lines of a delivery-status part read: MAX_RECIPIENTS (1,000) groups of ~8 fields, a few
+# folded, are ~10,000.  Its blocks are split line by line (split_blank); a report of
+# folded blank lines (one field's "\n \n \n...", 1 MiB of it) was a quarter of a million
+# separators, 10x a plain report's time.  The longest in the corpora has 68 lines.
+MAX_REPORT_LINES = 20000
 
 
 def _unescape(m) -> str:
@@ -67,7 +79,10 @@ def _unescape(m) -> str:
 def _addr(value: str | None, xtext: bool = False) -> str | None:
     if not value:
         return None
-    kind, sep, rest = value.partition(";")
+    # An address field is one address (RFC 5321 §4.5.3.1: 256 characters a path; a few
+    # times that in RFC 6533 escapes): read in MAX_FIELD characters, as a header value
+    # (64 KB of "<>" in Final-Recipient made find_angle walk 32,000 "<": 6x a plain report).
+    kind, sep, rest = value[:MAX_FIELD].partition(";")
     if not sep:
         rest = kind
     if "\\x{" in rest:
@@ -93,7 +108,7 @@ def groups(text: str) -> tuple:
     """
     per_message = {}
     rcpts = []
-    for block in split_blank(text.strip("\n")):
+    for block in split_blank(first_lines(text, MAX_REPORT_LINES).strip("\n")):
         if not block.strip():
             continue  # a run of blank lines: no fields (and 250,000 of them cost 1.3 s)
         fields = parse_headers(block.encode("utf-8", "surrogateescape"))

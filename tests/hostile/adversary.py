@@ -429,6 +429,13 @@ def _paragraphs(text):
     return address_paragraphs(text, None, True)
 
 
+def _first_lines(text):
+    from bounce_handler.parse.base import MAX_TEXT_LINES
+    from bounce_handler.parse.scan import first_lines
+
+    return first_lines(text, MAX_TEXT_LINES)
+
+
 def _content_type(text):
     from bounce_handler.parse.mime import _content_type
 
@@ -448,6 +455,7 @@ SCANNERS = {
     "mime.quoted-printable": (_body("quoted-printable"), ("=", "=\n", "=A", "=ZZ")),
     "mime._content_type": (_content_type, (";", '; a="', "; a=", ";a=\"\\", "; =")),
     "base.clean_address": (_clean, ("<", "<a@", "a@", ";", "mailto:", "<<a@b>")),
+    "scan.first_lines": (_first_lines, ("\n", "a\n", "\n\n", "a")),
     "base.address_paragraphs": (_paragraphs, ("a@b.c ", "a@b\n", "to: a@b.c ", "@", "\n\n")),
     # The SMTP-reply readers classify uses (a1-classify): status runs, reply codes, the
     # "550-" continuation join, the phase words.

@@ -23,8 +23,8 @@ from tests.hostile import adversary as A
 
 SIZE = 64 * 1024  # the notice text detectors read is capped at 64 K characters anyway
 # A quadratic pattern over 64 KB costs ~0.5-100 s here; linear ones stay within a few
-# times the plain message (bench/adversarial.py: at most 14x, one-character-line floods
-# in delivery-status fields), which costs 1-200 ms depending on the place.
+# times the plain message (bench/adversarial.py: at most 5x since the line bounds of
+# scan.first_lines), which costs 0.4-200 ms depending on the place.
 RATIO = 40
 FLOOR = 0.5  # seconds: below this nothing is pathological, whatever the ratio
 # And the slowest row must grow linearly: x4 the input, ~x4 the time (x16 if quadratic).

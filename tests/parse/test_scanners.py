@@ -38,10 +38,33 @@ def test_unfold(s):
     assert scan.unfold(s) == re.sub(r"\n[ \t]+", " ", s)
 
 
+def test_unfold_past_max_run_folds_keeps_the_words():
+    """Past MAX_RUN_FOLDS multi-blank folds, a fold's extra blanks stay (no Python per fold)."""
+    n = scan.MAX_RUN_FOLDS
+    text = "Subject: a" + "\n \t b" * (n + 50) + "\nTo: c"
+    exact = re.sub(r"\n[ \t]+", " ", text)
+    out = scan.unfold(text)
+    assert out.split() == exact.split()
+    assert out.count("\n") == exact.count("\n") == 1
+    assert out.startswith(re.sub(r"\n[ \t]+", " ", "Subject: a" + "\n \t b" * (n - 1)))
+    assert out != exact  # the blanks of the last 51 folds are kept
+
+
 @FUZZ
 @given(common | _tokens(["\n", "\n\n", " ", "\t", "a", "\n \t\n", "\n\n\n"]))
 def test_split_blank(s):
     assert scan.split_blank(s) == re.split(r"\n[ \t]*\n", s)
+
+
+@FUZZ
+@given(common | _tokens(["\n", "\n\n", "a", "bb\n", "\n" * 70, "x" * 70]),
+       st.integers(min_value=0, max_value=40))
+def test_first_lines(s, n):
+    """The first n lines, as splitting would give them (str and bytes alike)."""
+    want = s if s.count("\n") < n else "\n".join(s.split("\n")[:n])
+    assert scan.first_lines(s, n) == want
+    b = s.encode("utf-8", "surrogateescape")
+    assert scan.first_lines(b, n) == want.encode("utf-8", "surrogateescape")
 
 
 _PARAM = r';\s*([A-Za-z0-9*_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)'
@@ -142,6 +165,7 @@ def test_scanners_are_linear_on_hostile_runs():
     assert scan.find_status("5." * n) is None
     assert scan.params(';a="' + "\\x" * n) == [("a", '"' + "\\x" * n)]
     assert len(scan.split_blank("\n \n" * n)) == n + 1
+    assert scan.first_lines("\n" * n + "a", n - 1) == "\n" * (n - 2)
 
 
 @FUZZ
