@@ -83,6 +83,21 @@ def storm(sock: str, transactions: list, connections: int = 20) -> list[str]:
     return replies
 
 
+def refuse_poison(db: str) -> None:
+    """Make SQLite refuse every event for a recipient starting with "poison".
+
+    RAISE(ABORT) is SQLITE_CONSTRAINT, the error class of any constraint (IntegrityError):
+    a message the store can never take, whatever the daemon retries.
+    """
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "CREATE TRIGGER no_poison BEFORE INSERT ON bounce_events "
+        "WHEN NEW.recipient LIKE 'poison%' BEGIN SELECT RAISE(ABORT, 'poison refused'); END"
+    )
+    conn.commit()
+    conn.close()
+
+
 def test_a_poison_message_does_not_fail_its_neighbours(service, store):
     svc, sock = service()
     tx = []
@@ -103,15 +118,7 @@ def test_a_poison_message_does_not_fail_its_neighbours(service, store):
 
 def test_rows_sqlite_refuses_are_set_aside_alone(service, store):
     svc, sock = service()
-    # A constraint this one message violates: RAISE(ABORT) is SQLITE_CONSTRAINT, the error
-    # class of any constraint (IntegrityError).
-    conn = sqlite3.connect(store.db)
-    conn.execute(
-        "CREATE TRIGGER no_poison BEFORE INSERT ON bounce_events "
-        "WHEN NEW.recipient LIKE 'poison%' BEGIN SELECT RAISE(ABORT, 'poison refused'); END"
-    )
-    conn.commit()
-    conn.close()
+    refuse_poison(store.db)
     tx = []
     for i in range(40):
         ext, raw = variant(1000 + i, bounces_only=True)
@@ -149,13 +156,7 @@ def test_a_group_is_written_again_with_savepoints_when_one_message_fails(store):
     from bounce_handler.daemon.lmtp import SqliteGroupCommitter
     from bounce_handler.store.lean import sqlite_path
 
-    conn = sqlite3.connect(store.db)
-    conn.execute(
-        "CREATE TRIGGER no_poison BEFORE INSERT ON bounce_events "
-        "WHEN NEW.recipient LIKE 'poison%' BEGIN SELECT RAISE(ABORT, 'poison refused'); END"
-    )
-    conn.commit()
-    conn.close()
+    refuse_poison(store.db)
     s = settings_mod.load(str(store.config))
     judge = intake.judge_for(s)
     inside, release = threading.Event(), threading.Event()

@@ -6,6 +6,8 @@ show them on whole notices.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bounce_handler.classify import decide
@@ -17,7 +19,6 @@ from bounce_handler.parse.base import (
     still_retrying,
     usable_address,
 )
-from bounce_handler.parse.lazyre import I, lazy
 from bounce_handler.parse.mime import parse_headers, parse_message
 
 
@@ -135,7 +136,9 @@ def test_the_notices_author_is_never_a_recipient():
                   own={"postmaster@mx.example.net"}) == ["rcpt@example.net"]
 
 
-DELAY = lazy(r"is delayed for more than|notification: delay", I)
+# A plain compiled pattern, not lazyre.lazy: a lazy pattern made here would join
+# lazyre.ALL, the registry tests/hostile's generator checks against the detectors' own.
+DELAY = re.compile(r"is delayed for more than|notification: delay", re.I)
 
 
 @pytest.mark.parametrize("subject, opening, retrying", [
