@@ -822,10 +822,11 @@ class Address:
         at = text.find("@", pos)
         lo = pos
         while at >= 0:
-            # _at's first test, inline: an "@" no label character follows ends nothing
-            # (64 KB of "@" on one line: a call each was 5x a plain notice, issue 14).
+            # _at's first test before calling it: an "@" no label character follows ends
+            # nothing (64 KB of "@" on one line: a full _at call each was 5x a plain
+            # notice, issue 14).
             c = text[at + 1 : at + 2]
-            if c and (c.isalnum() or c == "_" or c == "-"):
+            if c and _label_char(c):
                 m = self._at(text, at, lo)
                 if m is not None:
                     return m
