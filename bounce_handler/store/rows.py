@@ -125,7 +125,12 @@ def clean_text(value, limit: int, one_line: bool = True):
     """
     if type(value) is not str:
         return value
-    if not value.isascii():
+    # Most values are short printable ASCII, returned as they are after three C calls (a
+    # row is cleaned twice on its way to a store: clean_batch, then values).
+    if value.isascii():
+        if len(value) <= limit and (value.isprintable() if one_line else "\x00" not in value):
+            return value
+    else:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
@@ -144,19 +149,10 @@ def clean_text(value, limit: int, one_line: bool = True):
 
 def clean_row(table: str, row: dict) -> dict:
     """Clean every text column of `row` (a dict of one `table`'s columns) in place."""
-    get = row.get
     for column, (limit, one_line) in COLUMNS[table].items():
-        value = get(column)
-        if type(value) is not str:
-            continue  # None, a number: clean_text returns it as is
-        # Most values are short printable ASCII, which clean_text returns unchanged: the
-        # same test inline, without a call per column (a row is cleaned twice on its way
-        # to SQLite: clean_batch, then values).
-        if value.isascii() and len(value) <= limit and (
-            value.isprintable() if one_line else "\x00" not in value
-        ):
-            continue
-        row[column] = clean_text(value, limit, one_line)
+        value = row.get(column)
+        if value is not None:
+            row[column] = clean_text(value, limit, one_line)
     return row
 
 
