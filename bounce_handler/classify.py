@@ -48,7 +48,6 @@ from bounce_handler.parse.scan import (
     find_reply_code,
     find_status,
     join_reply_lines,
-    status_span,
     statuses,
 )
 
@@ -681,18 +680,11 @@ class Evidence:
     action       failed, delayed, delivered, relayed, expanded, expired
     """
 
-    __slots__ = ("status", "codes", "diag", "low", "reply", "phase", "action", "_words",
-                 "lead")
+    __slots__ = ("status", "codes", "diag", "low", "reply", "phase", "action", "_words")
 
     def __init__(self, status, diagnostic, action, reply_code, phase) -> None:
         diag = join_reply_lines(diagnostic[:MAX_TEXT]) if diagnostic else ""
         self.diag = diag
-        # The enhanced code a multi-line reply opens with ("550-5.7.1 ..."): the remote's.
-        self.lead = None
-        if len(diag) > 9 and diag[3] == "-" and diag[0] in "45" and diag[:3].isdecimal():
-            span = status_span(diag[4:16])
-            if span is not None and span[0] == 0:
-                self.lead = diag[4 : 4 + span[1]]
         # "wasn’t found" (Office 365 writes U+2019) reads as "wasn't found".
         self.low = low = diag.lower().replace("\u2019", "'")
         self.status = find_status(status) if status else None
@@ -739,9 +731,13 @@ def best_status(ev: Evidence) -> str | None:
             if c != field and not _summary(c):
                 return c
         return field or (codes[0] if codes else None)
-    lead = ev.lead
-    if lead and lead != field and lead[0] == field[0] and not _summary(lead):
-        return lead
+    # The code a multi-line reply opens with ("550-5.7.1 ..."): the remote's own.
+    d = ev.diag
+    if codes and d[3:4] == "-" and d[:1] in ("4", "5") and d[:3].isdecimal():
+        lead = codes[0]
+        if (d.startswith(lead, 4) and lead != field and lead[0] == field[0]
+                and not _summary(lead)):
+            return lead
     for c in codes:
         if c != field and not _summary(c):
             # The remote's code, when the words contradict Status: and agree with it (or
