@@ -77,7 +77,7 @@ def _parse(raw: bytes) -> ParseResult:
             reporting_mta=hit.reporting_mta,
             arrival_date=hit.arrival_date,
             queue_id=hit.queue_id,
-            message_id=one_line(mid, 998) if mid else None,
+            message_id=one_line(mid[:MAX_FIELD], 998) if mid else None,
         )
     return ParseResult(kind="unknown")
 
@@ -136,7 +136,9 @@ def _original(part: Part | None, sender: str | None, recipients: tuple) -> Origi
     mid = part.get("message-id")
     return Original(
         sender=sender,
-        message_id=(mid.strip() or None) if mid else None,
+        # One line of at most 998 characters (RFC 5322 §2.1.1), as it is stored: a hostile
+        # copy's 1 MiB Message-ID would otherwise reach `bounces parse` output whole.
+        message_id=one_line(mid[:MAX_FIELD], 998) if mid else None,
         # Cut before decoding too (RFC 2047 words of a 256 KB header: 66 ms, tests/hostile).
         from_=one_line(decode_words(frm[:MAX_FIELD]), 300) if frm else None,
         subject=one_line(decode_words(subject[:MAX_FIELD]), 300) if subject else None,

@@ -142,3 +142,16 @@ def test_a_part_cut_at_max_text_bytes_is_cut_between_utf8_characters():
             text = Part([("content-type", "text/plain; charset=utf-8")], body, [9]).text()
             # Not decoded as cp1252 for one cut character (it was: "Ð´Ð´...").
             assert set(text[pad:]) == {ch}
+
+
+def test_the_returned_copys_message_id_is_one_line_of_at_most_998_characters():
+    # RFC 5322 §2.1.1: a line is at most 998 characters; the store cuts there too.  A
+    # returned copy's Message-ID of 1 MiB reached `bounces parse` output whole.
+    raw = _copy("<bob@example.org>", "from x by y").replace(
+        b"Subject: hi\n", b"Message-ID: <" + b"m" * (1 << 20) + b"@x>\nSubject: hi\n")
+    r = parse(raw)
+    assert [x.address for x in r.recipients] == ["alice@example.net"]
+    assert r.original.message_id.startswith("<mmm") and len(r.original.message_id) == 998
+    plain = parse(_copy("<bob@example.org>", "from x by y").replace(
+        b"Subject: hi\n", b"Message-ID: <id-1@example.org>\nSubject: hi\n"))
+    assert plain.original.message_id == "<id-1@example.org>"
