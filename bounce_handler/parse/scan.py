@@ -219,22 +219,31 @@ def status_span(text: str, start: int = 0) -> tuple | None:
     return None
 
 
-def find_reply(text: str) -> str | None:
-    r"""Group 1 of ``re.search(r"(?<![\d.#-])([245][0-9][0-9])(?:[ -]|$)", text)``.
+def _code_spans(text: str):
+    """(start, end) of each three-digit reply code candidate ("[245]\\d\\d"), in order,
+    that is not a part of a number, a status or a "#5.1.1" (what stands before it).
 
-    An RFC 5321 reply code standing on its own ("550 ", "550-"), not a part of a number.
+    What may stand *after* it is the caller's rule: find_reply and find_reply_code differ.
     """
-    n = len(text)
-    for i in range(n - 2):
+    for i in range(len(text) - 2):
         if (
             text[i] in "245"
             and text[i + 1] in _DIGITS
             and text[i + 2] in _DIGITS
             and (i == 0 or not (text[i - 1].isdecimal() or text[i - 1] in ".#-"))
         ):
-            e = i + 3
-            if e == n or text[e] in " -" or (e == n - 1 and text[e] == "\n"):
-                return text[i:e]
+            yield i, i + 3
+
+
+def find_reply(text: str) -> str | None:
+    r"""Group 1 of ``re.search(r"(?<![\d.#-])([245][0-9][0-9])(?:[ -]|$)", text)``.
+
+    An RFC 5321 reply code standing on its own ("550 ", "550-"), not a part of a number.
+    """
+    n = len(text)
+    for i, e in _code_spans(text):
+        if e == n or text[e] in " -" or (e == n - 1 and text[e] == "\n"):
+            return text[i:e]
     return None
 
 
@@ -254,25 +263,18 @@ def find_reply_code(text: str) -> str | None:
     in prose ("in 840 minutes") does not.  Linear: one pass, constant work per position.
     """
     n = len(text)
-    for i in range(n - 2):
-        if (
-            text[i] in "245"
-            and text[i + 1] in _DIGITS
-            and text[i + 2] in _DIGITS
-            and (i == 0 or not (text[i - 1].isdecimal() or text[i - 1] in ".#-"))
-        ):
-            e = i + 3
-            if i == 0 and (e == n or text[e] in " -\n,"):
-                return text[:3]  # Zoho writes "421, ERROR_CODE :, Host not reachable."
-            if e != n and text[e] not in " -" and text[e] != "\n":
-                continue
-            # An enhanced status right after it (the slice keeps this check constant-time).
-            span = status_span(text[e + 1 : e + 13]) if e < n else None
-            if span is not None and span[0] == 0:
+    for i, e in _code_spans(text):
+        if i == 0 and (e == n or text[e] in " -\n,"):
+            return text[:3]  # Zoho writes "421, ERROR_CODE :, Host not reachable."
+        if e != n and text[e] not in " -" and text[e] != "\n":
+            continue
+        # An enhanced status right after it (the slice keeps this check constant-time).
+        span = status_span(text[e + 1 : e + 13]) if e < n else None
+        if span is not None and span[0] == 0:
+            return text[i:e]
+        for lead in _REPLY_LEAD:
+            if i >= len(lead) and text.startswith(lead, i - len(lead)):
                 return text[i:e]
-            for lead in _REPLY_LEAD:
-                if i >= len(lead) and text.startswith(lead, i - len(lead)):
-                    return text[i:e]
     return None
 
 
