@@ -262,7 +262,11 @@ STATUS_REASON = {
     "X.7.24": "authfailure",  # RFC 7372: SPF validation error
     "X.7.25": "requireptr",  # RFC 7372: reverse DNS validation failed
     "X.7.26": "authfailure",  # RFC 7372: multiple authentication checks failed (DMARC)
-    "X.7.27": "notaccept",  # RFC 7505: sender address has null MX
+    # RFC 7505 §4.2: the *sender's* domain publishes a null MX, so replies could not be
+    # returned; Postfix "550 5.7.27 <s@x>: Sender address rejected: Domain x does not
+    # accept mail (nullMX)" (given in reply to RCPT TO under smtpd_delay_reject).  Nothing
+    # about the recipient: never notaccept, which would make a good address hard.
+    "X.7.27": "rejected",
     "X.7.28": "ratelimited",  # Gmail: "unusual rate of unsolicited mail" (4.7.28/5.7.28)
     "X.7.29": "authfailure",  # RFC 8617: ARC validation failure
     "X.7.30": "failedstarttls",  # RFC 8689: REQUIRETLS support required

@@ -152,6 +152,10 @@ RULES = [
      "Host or domain name not found. Name service error for name=x.example type=AAAA: "
      "Host not found", "delayed", None, None, ("4.4.4", "hostunknown", None,
      "specific status")),
+    ("RFC 7505 X.7.27 is the sender's null MX (Postfix, RCPT TO under delay reject)",
+     "5.7.27", "550 5.7.27 <s@example.org>: Sender address rejected: Domain example.org "
+     "does not accept mail (nullMX)", None, None, "rcpt",
+     ("5.7.27", "rejected", False, "specific status")),
     # -- words decide generic statuses, and notices without one --------------------------
     ("Yahoo: 5.7.9 'policy reasons' is a policy, not weak authentication", "5.7.9",
      "554 5.7.9 Message not accepted for policy reasons. See https://senders.yahooinc.com/"
