@@ -433,7 +433,7 @@ STRONG_WORDS = (
                      # Counting quotas are rates, not mailbox sizes: policyd "450 4.7.1
                      # ... Policy rejection; Message count quota exceeded"; Exchange
                      # "SubmissionQuotaExceededException".
-                     "count quota", "submissionquota")),
+                     "count quota", "submissionquota", "sender quota")),
     ("mailboxfull", ("mailbox is full", "mailbox full", "over quota", "over the quota",
                      "overquota", "quota exceeded", "quota exceed", "quota full",
                      "exceeded storage", "exceeded the storage", "exceeded quota",

@@ -681,6 +681,50 @@ ROWS = [
     ("unknown-sender-domain", "5.1.8", F, "mail",
      "553 5.1.8 <s@example.invalid>... Domain of sender address s@example.invalid does "
      "not exist", "rejected", False),
+    # ---- words that are substrings of other meanings --------------------------------
+    ("m365-5.7.3-starttls-required", "5.7.3", F, "mail",
+     "530 5.7.3 STARTTLS is required to send mail", "failedstarttls", False),
+    ("postfix-temporary-lookup-failure", "4.3.0", D, "rcpt",
+     "451 4.3.0 <a@example.com>: Temporary lookup failure", "systemerror", None),
+    ("postfix-recipient-domain-not-found-temp", "4.1.2", D, "rcpt",
+     "450 4.1.2 <a@nx.example>: Recipient address rejected: Domain not found",
+     "hostunknown", None),
+    ("postfix-recipient-domain-not-found", "5.1.2", F, "rcpt",
+     "550 5.1.2 <a@nx.example>: Recipient address rejected: Domain not found",
+     "hostunknown", True),
+    ("postfix-unverified-recipient", "5.1.1", F, "rcpt",
+     "550 5.1.1 <a@example.com>: Recipient address rejected: undeliverable address: host "
+     "mx.example.com[192.0.2.2] said: 550 5.1.1 <a@example.com>: User unknown",
+     "userunknown", True),
+    ("postfix-config-error", "4.3.5", D, "rcpt",
+     "451 4.3.5 Server configuration error", "systemerror", None),
+    ("postfix-dnsbl-spam-or-forged", "5.7.1", F, "rcpt",
+     "554 5.7.1 <a@example.com>: Recipient address rejected: Mail appeared to be SPAM or "
+     "forged. Ask your Mail/DNS-Administrator to correct HELO and DNS MX settings or to "
+     "get removed from DNSBLs", "blocked", False),
+    ("exim-sender-verify-unrouteable", None, F, "rcpt",
+     "SMTP error from remote mail server after RCPT TO:<a@example.com>: 550-Verification "
+     "failed for <s@example.org> 550-Unrouteable address 550 Sender verify failed",
+     "rejected", False),
+    ("exim-callout-user-unknown", None, F, "rcpt",
+     "SMTP error from remote mail server after RCPT TO:<a@example.com>: 550-Callout "
+     "verification failed: 550 550 5.1.1 <a@example.com>: Recipient address rejected: "
+     "User unknown", "userunknown", True),
+    ("gmail-5.7.1-ipv6-ptr", "5.7.1", F, "data",
+     "550-5.7.1 [2001:db8::1] Our system has detected that this message does not meet "
+     "IPv6 sending guidelines regarding PTR records and authentication.",
+     ("requireptr", "authfailure"), False),
+    ("user-not-authorized-to-send", "5.7.1", F, "mail",
+     "550 5.7.1 User s@example.org is not authorized to send from this server",
+     ("rejected", "securityerror"), False),
+    ("unknown-error-at-rcpt", None, D, "rcpt",
+     "451 4.3.0 <a@example.com>: unknown error while looking up recipient, try again",
+     "systemerror", None),
+    ("fully-qualified-recipient", "5.5.2", F, "rcpt",
+     "504 5.5.2 <a>: Recipient address rejected: need fully-qualified address",
+     ("syntaxerror", "userunknown"), False),
+    ("quota-rate-per-sender", "4.7.1", D, "rcpt",
+     "452 4.7.1 Sender quota exceeded, try again later", "ratelimited", None),
     # ---- Postfix (local texts) ------------------------------------------------------
     ("postfix-local-unknown-user", "5.1.1", F, None,
      "unknown user: \"neko\"", "userunknown", True),
