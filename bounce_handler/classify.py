@@ -262,7 +262,11 @@ STATUS_REASON = {
     "X.7.24": "authfailure",  # RFC 7372: SPF validation error
     "X.7.25": "requireptr",  # RFC 7372: reverse DNS validation failed
     "X.7.26": "authfailure",  # RFC 7372: multiple authentication checks failed (DMARC)
-    "X.7.27": "notaccept",  # RFC 7505: sender address has null MX
+    # RFC 7505 §4.2: the *sender's* domain publishes a null MX, so replies could not be
+    # returned; Postfix "550 5.7.27 <s@x>: Sender address rejected: Domain x does not
+    # accept mail (nullMX)" (given in reply to RCPT TO under smtpd_delay_reject).  Nothing
+    # about the recipient: never notaccept, which would make a good address hard.
+    "X.7.27": "rejected",
     "X.7.28": "ratelimited",  # Gmail: "unusual rate of unsolicited mail" (4.7.28/5.7.28)
     "X.7.29": "authfailure",  # RFC 8617: ARC validation failure
     "X.7.30": "failedstarttls",  # RFC 8689: REQUIRETLS support required
@@ -339,6 +343,9 @@ VENDOR_CODES = (
     # (Directory Based Edge Blocking: the recipient does not exist in the tenant).
     ("as(201806281)", None, "userunknown"),
     ("recipient address rejected: access denied", lazy(r"\b5\.4\.1\b"), "userunknown"),
+    # Office 365: "550 5.4.1 Relay Access Denied ATTR35" - the domain is not an accepted
+    # domain of the tenant it reached: a relay refusal, as anywhere else.
+    ("relay access denied", lazy(r"\b5\.4\.1\b"), "norelaying"),
     # Any other 5.4.1 "Access denied" from Microsoft ("550 5.4.1 All recipient addresses
     # rejected : Access denied [...protection.outlook.com]") is a refusal by the recipient's
     # tenant, not "no answer from host": nothing says the address is gone.
@@ -378,6 +385,16 @@ VENDOR_CODES = (
     # Tencent QQ: "550 Ip frequency limited", "550 Connection frequency limited"
     # (service.mail.qq.com help 20022): a throttle, although the text adds "Blocked IP".
     ("frequency limited", None, "ratelimited"),
+    # Yahoo: "553 5.7.2 [TSS09] All messages from x.x.x.x will be permanently deferred;
+    # Retrying will NOT succeed" - the sending IP is refused.
+    ("tss09", None, "blocked"),
+    # NetEase (163.com, 126.com, yeah.net) documented codes: "554 DT:SPM ..." spam
+    # content, "DT:RBL" the sending IP on a block list, "451 MI:DMC" too many messages in
+    # one connection, "MI:SFQ" the sender's send frequency: throttles.
+    ("dt:spm", None, "spamdetected"),
+    ("dt:rbl", None, "blocked"),
+    ("mi:dmc", None, "ratelimited"),
+    ("mi:sfq", None, "ratelimited"),
 )
 
 # --------------------------------------------------------------------------------------
@@ -388,14 +405,35 @@ VENDOR_CODES = (
 # STRONG_WORDS overrule even a specific status ("550 5.1.1 ... has sent to too many
 # recipients this hour", "552 5.1.1 ... over quota"); first match wins.
 # --------------------------------------------------------------------------------------
+# Loops, as X.4.6 "Routing loop detected" (Microsoft: "554 5.4.14 Hop count exceeded -
+# possible mail loop"; Domino "Maximum hop count exceeded. Message probably in a routing
+# loop."; OpenSMTPD "Loop detected"): final at once, never retries that ran out.
+LOOP_WORDS = ("loops back to myself", "mail loop", "too many hops", "routing loop",
+              "hop count exceeded", "loop detected", "is looping")
+
 STRONG_WORDS = (
-    ("virusdetected", ("virus", "malware", "trojan")),
+    # amavisd-new: "554 5.7.0 Reject, id=... - INFECTED: Eicar-Signature".
+    ("virusdetected", ("virus", "malware", "trojan", "infected")),
+    # A quota named as the mailbox's before the sending limits below ("Mailbox quota
+    # exceeded for this recipient" is not "quota exceeded for" a sender).
+    ("mailboxfull", ("mailbox quota",)),
     # Sending limits before mailbox quotas: "daily sending quota exceeded" is a throttle.
     ("ratelimited", ("rate limit", "ratelimit", "rate-limit", "too many connections",
                      "too many recipients", "sending quota",
                      "quota exceeded for", "sending limit", "exceeded the rate",
                      "connection rate", "too many emails", "unusual rate", "unusual traffic",
-                     "throttl")),
+                     "throttl",
+                     # IronPort: "421 Too many concurrent SMTP connections from this IP".
+                     "too many concurrent", "concurrent connections",
+                     "too many mails",
+                     # A sender that tried too many bad addresses is throttled: "421 4.7.0
+                     # Too many invalid recipients" says nothing of any one of them.
+                     "too many invalid recipients", "too many unknown recipients",
+                     "too many bad recipients",
+                     # Counting quotas are rates, not mailbox sizes: policyd "450 4.7.1
+                     # ... Policy rejection; Message count quota exceeded"; Exchange
+                     # "SubmissionQuotaExceededException".
+                     "count quota", "submissionquota", "sender quota")),
     ("mailboxfull", ("mailbox is full", "mailbox full", "over quota", "over the quota",
                      "overquota", "quota exceeded", "quota exceed", "quota full",
                      "exceeded storage", "exceeded the storage", "exceeded quota",
@@ -405,7 +443,13 @@ STRONG_WORDS = (
                      "not enough disk space", "storage limit", "storage quota",
                      "full mailbox", "mailfolder is full", "quota violation",
                      "too much mail stored", "boite pleine", "boite aux lettres pleine",
-                     "postfach voll", "mailbox is over")),
+                     "postfach voll", "mailbox is over",
+                     # Exchange/Office 365: "STOREDRV.Deliver.Exception:QuotaExceededException
+                     # .MapiExceptionShutoffQuotaExceeded" (the submission quota, a sending
+                     # limit, is read above).
+                     "quotaexceeded", "exceeds quota", "exceeds its quota",
+                     # Domino: "Mail file for x exceeds quota"; Italian "casella piena".
+                     "casella piena", "casella di posta piena")),
     # A URI block list judges the content, an IP block list the sending host.
     ("spamdetected", ("uribl", "surbl", "blacklisted url", "blacklisted link")),
     # "554 5.7.1 mx ESMTP not accepting mail from your host: blocked": the sending host,
@@ -425,6 +469,10 @@ STRONG_WORDS = (
     # 'x-unix; procmail: Couldn't create "/var/spool/mail/u"' whatever the status says
     # (after the quota words: "x-unix; ...: Disk quota exceeded" is a full mailbox).
     ("mailererror", ("x-unix;",)),
+    # "TLS is required" names what failed whatever the code (Postfix gives "4.7.4 TLS is
+    # required, but was not offered by host x", X.7.4 being securityerror otherwise).
+    ("failedstarttls", ("tls is required", "tls required", "tls session is required",
+                        "tls not available", "tls currently unavailable")),
 )
 
 # The wording table for everything else, first match wins, ordered from most to least
@@ -446,7 +494,14 @@ WORDS = (
                   "you are not a member", "not a member of this",
                   # AOL: "not accepting mail from sender@x": this recipient refuses this
                   # sender (its block list), not every sender (that would be notaccept).
-                  "not accepting mail from")),
+                  "not accepting mail from",
+                  # GMX: "550 Sender address is not allowed".
+                  "sender address is not allowed", "sender address not allowed",
+                  "sender is not allowed")),
+    # Postfix smtpd's HELO restrictions answer RCPT TO under smtpd_delay_reject ("550
+    # 5.7.1 <h>: Helo command rejected: Host not found"): the sending host's name, never
+    # the recipient's domain.
+    ("blocked", ("helo command rejected", "ehlo command rejected")),
     # "450 service permits 2 unverifyable sending IPs" (GMX / web.de at MAIL FROM): the
     # sending IP's reverse name could not be verified.
     ("requireptr", ("reverse dns", "reverse lookup", "ptr record", "no ptr",
@@ -457,8 +512,16 @@ WORDS = (
                      "authentication check failed")),
     ("failedstarttls", ("starttls", "tls required", "encryption required",
                         "must use tls", "must issue a starttls")),
-    ("ratelimited", ("too many messages", "too fast", "temporarily deferred")),
-    ("badreputation", ("reputation", "poor sender", "sender score")),
+    # Greylisting (postgrey "450 4.2.0 Recipient address rejected: Greylisted"): a
+    # deferral of an unknown sending host until it retries.
+    ("ratelimited", ("too many messages", "too fast", "too quickly", "temporarily deferred",
+                     "greylist", "graylist", "grey-list", "gray-list")),
+    ("badreputation", ("reputation", "poor sender", "sender score", "complaints")),
+    # Gmail: "550-5.7.1 This message is not RFC 5322 compliant. To reduce the amount of
+    # spam sent to Gmail ..." and "Messages missing a valid address in From: header":
+    # the form of the message, before the spam words its explanation carries.
+    ("notcompliantrfc", ("rfc 5322 compliant", "rfc5322 compliant", "not rfc 5322",
+                         "from: header")),
     ("spamdetected", (Word("spam"), "content rejected", "classified as",
                       "identified as", "considered as", "bulk mail", "junk mail",
                       "unsolicited", "looks like spam", "high probability of being",
@@ -466,14 +529,25 @@ WORDS = (
     # Laposte: "550 5.5.0 Le compte du destinataire est bloque. The recipient account is
     # blocked."; Amazon SES: "User x temporary locked".
     ("suspend", ("account is blocked", "account has been blocked", "temporary locked",
-                 "temporarily locked", "disabled", "deactivated", "suspended", "inactive",
+                 "temporarily locked", "disabled", "deactivated", "inactive",
+                 # Not a bare "suspended": Postfix's "delivery temporarily suspended:
+                 # connect to x: Connection timed out" is about the destination host.
+                 "is suspended", "been suspended", "user suspended", "account suspended",
+                 "mailbox suspended", "suspended account", "suspended mailbox",
+                 "suspended user", "recipient suspended",
                  "account is locked", "account locked", "account closed", "account is closed",
                  "account expired", "account is frozen", "not active", "has been terminated",
-                 "on hold")),
+                 "on hold", "is frozen", "no longer active")),
+    # amavisd-new: "554 5.7.0 Reject, id=... - BANNED: P=p003,...,N=setup.exe" (a banned
+    # file name or type), not a banned host.
+    ("policyviolation", ("banned:",)),
     # "Please use the smtp server of your ISP": a dynamic address refused as a host.
     # Gmail: "550-5.7.1 [ip] The IP you're using to send mail is not authorized to send
     # email directly to our servers": the sending host is refused, not the sender.
     ("blocked", ("blocked", "banned", "connection refused from", "client host rejected",
+                 # Yahoo TSS09 / TS03 "will be permanently deferred"; Microsoft "messages
+                 # from [ip] weren't sent. Please contact your Internet service provider".
+                 "permanently deferred", "your internet service provider",
                  "the ip you're using", "the ip you are using",
                  "not authorized to send email directly",
                  "server of your isp", "dynamic ip", "dynamic address", "dial-up", "dialup",
@@ -507,7 +581,10 @@ WORDS = (
                      "couldn't find any host", "no valid host", "no such host",
                      "nonexistent domain", "invalid domain", "nameserver error",
                      "domain lookup failed", "domain is not reachable",
-                     "domain isn't reachable")),
+                     "domain isn't reachable",
+                     # Office 365 "[Message=InfoDomainNonexistent]"; Exim "all relevant MX
+                     # records point to non-existent hosts".
+                     "domainnonexistent", "non-existent host", "nonexistent host")),
     ("userunknown", ("user unknown", "unknown user", "no such user", "no such mailbox",
                      "no such recipient", "no such address", "no such account",
                      "no such person", "does not exist", "doesn't exist", "does no longer exist",
@@ -538,7 +615,7 @@ WORDS = (
                      "wasn't found at the destination", "n'existe pas", "existiert nicht",
                      "no existe", "not listed in domino directory",
                      # Lotus Notes (Japanese): "not in the directory's list".
-                     "ディレクトリのリストにありません")),
+                     "ディレクトリのリストにありません", "no longer in use")),
     # "timed out" alone is a network symptom (below); only queue/retry timeouts expire.
     ("expired", ("expired", "retry timeout", "queue timeout", "delivery timeout",
                  "too long in the queue", "too long in queue", "been in the queue too long",
@@ -548,7 +625,9 @@ WORDS = (
                  "maximum delivery attempts", "not been collected", "delivery attempts",
                  # Sendmail's warning: "Deferred: 421 Warning: message still undelivered
                  # after 4 hours" (the 421 and its 4.5.0 are Sendmail's own, not a reply).
-                 "still undelivered after")),
+                 "still undelivered after",
+                 # Sendmail: "Cannot send message for 5 days".
+                 "cannot send message for")),
     ("networkerror", ("connection refused", "connection reset", "timed out", "time out",
                       "connection closed", "connection lost", "connection dropped",
                       "network error", "network is unreachable", "network unreachable",
@@ -557,15 +636,16 @@ WORDS = (
                       "could not connect", "unable to connect", "cannot connect",
                       "not responding", "did not accept our requests to connect",
                       "socket error", "could not find a gateway",
-                      # Loops, as X.4.6 "Routing loop detected" (Microsoft: "554 5.4.14
-                      # Hop count exceeded - possible mail loop").
-                      "loops back to myself", "mail loop", "too many hops", "routing loop",
-                      "hop count exceeded")),
+                      # Exim: "Remote host closed connection in response to ...", "host
+                      # lookup did not complete" (a DNS timeout).
+                      "closed connection", "lookup did not complete")
+     + LOOP_WORDS),
     ("systemfull", ("system is full", "system full", "out of disk", "out of memory",
                     "out of space", "insufficient system")),
     ("notaccept", ("not accepting mail", "not accepting")),
-    ("mailererror", ("mailer error", "command died", "command failed", "command output",
-                     "program exited", "pipe to ", "unknown mailer", "exit code",
+    # Exim: "Child process of address_pipe transport returned 69 ...".
+    ("mailererror", ("mailer error", "command died", "child process of", "command failed",
+                     "command output", "program exited", "pipe to ", "unknown mailer", "exit code",
                      "exit status", "procmail", "local delivery failed", "x-unix;")),
     ("securityerror", ("unauthenticated", "authentication required", "not authenticated",
                        "auth required", "smtp authentication", "authentication failed")),
@@ -575,7 +655,8 @@ WORDS = (
                          "multiple addresses in from", "multiple message-id", "malformed",
                          "header field", "header line", "missing header", "invalid header",
                          "headers are not", "field given", "field missing")),
-    ("policyviolation", ("policy", "prohibited", "not allowed", "not permitted",
+    ("policyviolation", ("policy", "policies", "prohibited", "not allowed", "not permitted",
+                         "does not allow", "content restriction", "inappropriate",
                          "content filter", "attachment", "header error")),
     ("syntaxerror", ("syntax error", "command unrecognized", "bad sequence",
                      "unrecognized command", "line too long", "invalid command")),
@@ -583,11 +664,14 @@ WORDS = (
     # Postfix check_recipient_access "REJECT": the recipient's side refuses that address
     # ("554 5.7.1 <a@b>: Recipient address rejected: Access denied"); nothing says it
     # does not exist (Microsoft's 5.4.1 form is a vendor code above).
-    ("filtered", ("filtered", "recipient address rejected: access denied")),
+    ("filtered", ("filtered", "recipient address rejected: access denied",
+                  # "rejected by recipient's mail filter", "recipient's domain filter".
+                  "mail filter", "domain filter", "recipient filter")),
     ("systemerror", ("system error", "internal error", "server error", "configuration error",
                      "local error", "temporary failure", "temporary error",
                      "temporary problem", "service unavailable", "service currently unavailable",
-                     "service not available", "try again")),
+                     "service not available", "currently unavailable",
+                     "temporarily unavailable", "try again")),
 )
 
 # Bare refusal words: they say no more than a status does, so they come after the generic
@@ -769,6 +853,11 @@ def _sender_phase(ev: Evidence, status: str | None) -> str | None:
     said = (_first(STRONG_WORDS, low) or _first(WORDS, low)) if low else None
     if said is None and status:
         said = STATUS_REASON.get(_class_of(status))
+    if said == "spamdetected":
+        # No message content has been seen before DATA: spam words there mean the host
+        # or sender is refused for the spam it sent ("554 ... Client host blocked for
+        # spamming issues", Comcast "... Comcast block for spam").
+        return "blocked"
     if said and SIDE.get(said) in (SENDER, MESSAGE, DESTINATION):
         return said
     return "rejected" if ev.phase == "mail" else "blocked"
@@ -811,8 +900,9 @@ DECIDE = (
     ("sender phase", "The reply answered the connection, HELO/EHLO or MAIL FROM: the sender "
      "or its host was refused.  The words' reason if it is about the sender, the message or "
      "the destination system (requireptr, ratelimited, emailtoolarge, networkerror ...), "
-     "else blocked (connection, HELO) or rejected (MAIL FROM).  Never a recipient reason, "
-     "never hard.", _sender_phase),
+     "else blocked (connection, HELO) or rejected (MAIL FROM).  Spam words before DATA "
+     "(no content seen yet) are blocked.  Never a recipient reason, never hard.",
+     _sender_phase),
     ("strong words", "Words no status overrules: virus, sending limits, mailbox quota, URI "
      "and IP block lists, recipient preferences, relaying denied (\"550 5.1.1 ... sent to "
      "too many recipients this hour\" is ratelimited, \"4.3.2 Connection rate limit "
@@ -862,7 +952,9 @@ def _expiry(ev: Evidence, reason: str, status: str | None) -> str:
         or any(w in ev.low for w in RETRY_WORDS)
         # ... but not when the remote refused with a 5xx ("Remote protocol error:
         # Connection reset ... (>>> DATA <<< 550 ...)": a refusal, nothing was retried).
-        or (status is None and reason == "networkerror" and (ev.reply or "4")[0] != "5")
+        or (status is None and reason == "networkerror" and (ev.reply or "4")[0] != "5"
+            # A loop fails at once; nothing was retried.
+            and not any(w in ev.low for w in LOOP_WORDS))
     ):
         return "expired"
     return reason

@@ -105,6 +105,15 @@ RULES = [
      "SMTP error from remote mail server after MAIL FROM:<s@x> SIZE=90000000: 552 5.3.4 "
      "Message size exceeds fixed maximum message size", None, None, None,
      ("5.3.4", "emailtoolarge", False, "sender phase")),
+    ("Orange: spam words at the greeting mean the host is blocked (no content yet)", None,
+     "550 mwinf5c10 ME Adresse IP source bloquee pour incident de spam. Client host "
+     "blocked for spamming issues. OFR006_102", None, None, "connect",
+     ("5.7.1", "blocked", False, "sender phase")),
+    ("Postfix: 'delivery temporarily suspended' before a 421 greeting is the destination's "
+     "trouble, not a suspended mailbox", None, "delivery temporarily suspended: host "
+     "mx.example.net[192.0.2.1] refused to talk to me: 421 Service not available, closing "
+     "transmission channel", "delayed", None, None,
+     ("4.3.0", "systemerror", None, "sender phase")),
     # -- strong words over a specific status --------------------------------------------
     ("GoDaddy: too many recipients this hour, whatever the 5.1.1", "5.1.1", "550 5.1.1 "
      "<a@b.example> - 203.0.113.222 has sent to too many recipients this hour. IB607",
@@ -152,6 +161,20 @@ RULES = [
      "Host or domain name not found. Name service error for name=x.example type=AAAA: "
      "Host not found", "delayed", None, None, ("4.4.4", "hostunknown", None,
      "specific status")),
+    ("RFC 7505 X.7.27 is the sender's null MX (Postfix, RCPT TO under delay reject)",
+     "5.7.27", "550 5.7.27 <s@example.org>: Sender address rejected: Domain example.org "
+     "does not accept mail (nullMX)", None, None, "rcpt",
+     ("5.7.27", "rejected", False, "specific status")),
+    ("Postfix 4.7.4: 'TLS is required' beats X.7.4's securityerror", "4.7.4",
+     "TLS is required, but was not offered by host mx.example.com[192.0.2.1]", "delayed",
+     None, None, ("4.7.4", "failedstarttls", None, "strong words")),
+    ("policyd: a message count quota is a rate, not a full mailbox", "4.7.1",
+     "450 4.7.1 <a@example.com>: Recipient address rejected: Policy rejection; Message "
+     "count quota exceeded", "delayed", None, "rcpt",
+     ("4.7.1", "ratelimited", None, "strong words")),
+    ("Zoho: a mailbox quota 'for this recipient' is not a sender's quota", None,
+     "552 Mailbox quota exceeded for this recipient", None, None, "rcpt",
+     ("5.2.2", "mailboxfull", False, "strong words")),
     # -- words decide generic statuses, and notices without one --------------------------
     ("Yahoo: 5.7.9 'policy reasons' is a policy, not weak authentication", "5.7.9",
      "554 5.7.9 Message not accepted for policy reasons. See https://senders.yahooinc.com/"
@@ -201,6 +224,15 @@ RULES = [
      ("5.7.1", "rejected", False, "words")),
     ("Sendmail: a temporary DNS failure", "4.0.0", "4.0.0 (cat.example.net: host name lookup"
      " failure)", "delayed", None, None, ("4.0.0", "networkerror", None, "words")),
+    ("Postfix: 'delivery temporarily suspended' is not a suspended mailbox", "4.4.1",
+     "delivery temporarily suspended: connect to mx.example.com[192.0.2.1]:25: Connection "
+     "timed out", "delayed", None, None, ("4.4.1", "networkerror", None, "words")),
+    ("Postfix smtpd: 'Helo command rejected: Host not found' names the sending host",
+     "5.7.1", "550 5.7.1 <mail.example.local>: Helo command rejected: Host not found",
+     None, None, "rcpt", ("5.7.1", "blocked", False, "words")),
+    ("Domino: a routing loop with no status is final, not retries that ran out", None,
+     "Maximum hop count exceeded. Message probably in a routing loop.", None, None, None,
+     ("5.4.0", "networkerror", False, "words")),
     ("Sendmail: unauthenticated senders", None, "550 Unauthenticated senders not allowed",
      None, None, None, ("5.7.0", "securityerror", False, "words")),
     ("Microsoft: hop count exceeded is a loop (X.4.6 networkerror)", "5.4.14", "554 5.4.14 "
