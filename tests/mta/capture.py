@@ -21,13 +21,14 @@ DATA = Path(__file__).resolve().parent.parent / "data" / "real"
 
 
 def drivers(names):
+    from tests.support.mta.courier import CourierDriver
     from tests.support.mta.exim import EximDriver
     from tests.support.mta.opensmtpd import OpenSMTPDDriver
     from tests.support.mta.postfix import PostfixDriver
     from tests.support.mta.sendmail import SendmailDriver
 
     known = {"postfix": PostfixDriver, "exim": EximDriver, "opensmtpd": OpenSMTPDDriver,
-             "sendmail": SendmailDriver}
+             "sendmail": SendmailDriver, "courier": CourierDriver}
     return [known[n]() for n in names]
 
 

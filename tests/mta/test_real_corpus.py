@@ -1,7 +1,7 @@
 """The real MTAs' notices kept in tests/data/real/, read without starting any MTA.
 
 Captured by tests/mta/capture.py from the labs test_real_mtas.py runs live (Postfix 3.7,
-Exim 4.96, OpenSMTPD 6.8, Sendmail 8.17 on Debian 12), named ``<mta>_<case>.eml``
+Exim 4.96, OpenSMTPD 6.8, Sendmail 8.17, Courier 1.0.16 on Debian 12), named ``<mta>_<case>.eml``
 (``_2`` for a second final notice, ``_delay`` for a delay warning); the expectations are
 tests/mta/expectations.py, the same the live tests use.
 """

@@ -1,10 +1,10 @@
-"""Genuine notices from real MTAs: Postfix, Exim, OpenSMTPD and Sendmail, live.
+"""Genuine notices from real MTAs: Postfix, Exim, OpenSMTPD, Sendmail and Courier, live.
 
 Each MTA runs in a lab of its own (tests/support/mta: private namespaces, a fake DNS and
 fake remote SMTP servers on the lab's loopback), and gets one message per failure case of
 issue 15 (tests/support/mta/lab.CASES).  What it sends back to the senders is read by the
 project's parser and, once per MTA, by the real ``bounce-handler`` into a SQLite store;
-tests/mta/expectations.py says what each notice means.  All four labs run at once, once
+tests/mta/expectations.py says what each notice means.  All the labs run at once, once
 per session (~50-60 s, the queue lifetime of the 4xx-until-expiry cases plus start-up).
 
 Skipped when an MTA cannot be fetched or the machine cannot make namespaces (not root);
