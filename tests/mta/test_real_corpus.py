@@ -2,8 +2,8 @@
 
 Captured by tests/mta/capture.py from the labs test_real_mtas.py runs live (Postfix 3.7,
 Exim 4.96, OpenSMTPD 6.8, Sendmail 8.17, Courier 1.0.16, DMA 0.13 on Debian 12), named
-``<mta>_<case>.eml`` (``_2``, ``_3`` for more final notices, ``_delay`` for a delay warning); the expectations are
-tests/mta/expectations.py, the same the live tests use.
+``<mta>_<case>.eml`` (``_2``, ``_3`` for more final notices, ``_delay`` for a delay
+warning); the expectations are tests/mta/expectations.py, the same the live tests use.
 """
 
 from __future__ import annotations

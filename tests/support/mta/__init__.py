@@ -1,4 +1,5 @@
-"""Real MTAs (Postfix, Exim, OpenSMTPD, Sendmail, Courier, DMA) in private labs, for genuine notices.
+"""Real MTAs (Postfix, Exim, OpenSMTPD, Sendmail, Courier, DMA) in private labs: genuine
+notices.
 
 lab.py      the namespaces, the cases, the captured notices
 net.py      PID 1 of a lab: its DNS and the fake remote SMTP servers (a script)

@@ -138,7 +138,8 @@ class CourierDriver(Driver):
         self.var = var
         # A private dynamic-linker cache that knows the unpacked libraries, mounted over
         # /etc/ld.so.cache in the lab: courierdsn runs submit with a scrubbed environment,
-        # so LD_LIBRARY_PATH does not reach it.  -X: leave every directory's links alone, -i: and the host's aux-cache.
+        # so LD_LIBRARY_PATH does not reach it.  -X: leave every directory's links alone;
+        # -i: and the host's aux-cache.
         conf = base / "ld.so.conf"
         conf.write_text("include /etc/ld.so.conf.d/*.conf\n"
                         + "".join(f"{d}\n" for d in self._libs().split(":")))
@@ -171,7 +172,8 @@ class CourierDriver(Driver):
 
     def log(self, lab: Lab) -> str:
         try:
-            return self.logfile.read_text(errors="replace") + "\nqueue: " + " ".join(str(p.relative_to(self.var))
-                                        for p in self.var.rglob("*") if p.is_file())
+            queue = " ".join(str(p.relative_to(self.var))
+                             for p in self.var.rglob("*") if p.is_file())
+            return self.logfile.read_text(errors="replace") + "\nqueue: " + queue
         except (OSError, AttributeError):
             return ""

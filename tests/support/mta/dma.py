@@ -77,7 +77,7 @@ class DMADriver(Driver):
     def lab(self, base: str) -> Lab:
         self.spool = os.path.join(base, "spool")
         os.makedirs(self.spool, exist_ok=True)
-        # dma drops root for the user and group "mail" before it touches its spool.
+        # dma gives up root privileges before it writes its spool.
         os.chmod(self.spool, 0o777)
         aliases = os.path.join(base, "aliases")
         with open(aliases, "w") as fp:
@@ -86,7 +86,6 @@ class DMADriver(Driver):
         with open(conf, "w") as fp:
             fp.write(CONFIG.format(hostname=self.hostname, spool=self.spool,
                                    aliases=aliases))
-        self.t0 = time.monotonic()
         return Lab(base, self.hostname, overlays=["/etc"], mkdirs=[("/etc/dma", "0755")],
                    binds=[(conf, "/etc/dma/dma.conf")])
 
@@ -125,7 +124,7 @@ class DMADriver(Driver):
 
     def log(self, lab: Lab) -> str:
         try:
-            return (lab.base / "dma.log").read_text(errors="replace") + "\nspool: " + " ".join(
-                e.name for e in os.scandir(self.spool))
+            spool = " ".join(e.name for e in os.scandir(self.spool))
+            return (lab.base / "dma.log").read_text(errors="replace") + "\nspool: " + spool
         except (OSError, AttributeError):
             return ""
