@@ -111,3 +111,26 @@ def test_success_notice(mta):
     result = parse(p.read_bytes())
     assert result.kind == "delivery"
     assert [(r.address, r.hard) for r in result.recipients] == [("ok@rcpt.test", None)]
+
+
+def _without_dsn_part(raw: bytes) -> bytes:
+    """The notice with its message/delivery-status part cut out (Courier's boundary)."""
+    parts = raw.split(b"--=_courier_0")
+    return b"--=_courier_0".join(
+        p for p in parts if b"Content-Type: message/delivery-status" not in p)
+
+
+@pytest.mark.parametrize("path", sorted(DATA.glob("courier_*.eml")), ids=lambda p: p.stem)
+def test_courier_text_alone_reads_the_same(path):
+    # A relay that drops the DSN part (or a client that shows only the text) leaves
+    # Courier's own text: bounce_handler/parse/courier.py must read it as the DSN says --
+    # a NOTIFY=SUCCESS receipt ("MESSAGE DELIVERED TO A MAIL GATEWAY") included, which
+    # the "simple" heuristics took for a failure.  The status is the DSN's own or inferred.
+    raw = path.read_bytes()
+    cut = _without_dsn_part(raw)
+    assert cut != raw
+    full, text = parse(raw), parse(cut)
+    assert text.kind == full.kind
+    assert [r.detector for r in text.recipients] == ["courier"] * len(full.recipients)
+    assert sorted((r.address, r.action, r.reason, r.hard) for r in text.recipients) == \
+        sorted((r.address, r.action, r.reason, r.hard) for r in full.recipients)
