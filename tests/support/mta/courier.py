@@ -36,6 +36,8 @@ from tests.support.mta.drivers import LIFETIME, WARN_AFTER, Driver
 from tests.support.mta.lab import Lab
 
 UID = 64921
+# libc-bin's; /sbin may be missing from a non-login root's PATH.
+LDCONFIG = shutil.which("ldconfig") or "/sbin/ldconfig"
 
 # Appended to the package's /etc/courier/courierd and esmtpd (later assignments win).
 COURIERD = """
@@ -84,6 +86,8 @@ class CourierDriver(Driver):
             self.root = packages.unpacked("courier")
         except packages.PackageError as e:
             return str(e)
+        if not os.path.exists(LDCONFIG):
+            return "ldconfig not found (libc-bin)"
         env = dict(os.environ, LD_LIBRARY_PATH=self._libs())
         proc = subprocess.run(["ldd", str(self.courierd)], capture_output=True, text=True,
                               env=env)
@@ -143,7 +147,7 @@ class CourierDriver(Driver):
         conf = base / "ld.so.conf"
         conf.write_text("include /etc/ld.so.conf.d/*.conf\n"
                         + "".join(f"{d}\n" for d in self._libs().split(":")))
-        subprocess.run(["ldconfig", "-X", "-i", "-C", str(base / "ld.so.cache"), "-f", str(conf)],
+        subprocess.run([LDCONFIG, "-X", "-i", "-C", str(base / "ld.so.cache"), "-f", str(conf)],
                        check=True, capture_output=True)
 
     def start(self, lab: Lab) -> None:
