@@ -34,6 +34,7 @@ NAMES = (
     "qmail",
     "courier",
     "opensmtpd",
+    "dma",
     "exchange",
     "office365",
     "outlook",

@@ -15,19 +15,21 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tests.mta.expectations import MTAS, is_warning
+from tests.mta.expectations import MTAS, UNSUPPORTED, is_warning
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "real"
 
 
 def drivers(names):
+    from tests.support.mta.courier import CourierDriver
+    from tests.support.mta.dma import DMADriver
     from tests.support.mta.exim import EximDriver
     from tests.support.mta.opensmtpd import OpenSMTPDDriver
     from tests.support.mta.postfix import PostfixDriver
     from tests.support.mta.sendmail import SendmailDriver
 
     known = {"postfix": PostfixDriver, "exim": EximDriver, "opensmtpd": OpenSMTPDDriver,
-             "sendmail": SendmailDriver}
+             "sendmail": SendmailDriver, "courier": CourierDriver, "dma": DMADriver}
     return [known[n]() for n in names]
 
 
@@ -65,6 +67,8 @@ def main(argv: list[str]) -> int:
             continue
         for case in CASES:
             if only is not None and case.name not in only:
+                continue
+            if (name, case.name) in UNSUPPORTED:
                 continue
             warnings, finals = split(name, run.by_case(case.name))
             if not finals:

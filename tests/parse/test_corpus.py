@@ -130,7 +130,7 @@ EXPECTED = {
     "exim_21.eml": ("bounce", "rfc3464", [
         ("teacher@school.example.edu", "5.0.0", "rejected", False)]),
     # DragonFly dma: "did not like our RCPT TO:", codes before the address (RFC 7505).
-    "dragonfly_01.eml": ("bounce", "simple", [
+    "dragonfly_01.eml": ("bounce", "dma", [
         ("someone@nullmx.example", "5.1.10", "notaccept", True)]),
     # Google Groups: the sender may not post (or the group is gone): never a dead address.
     "googlegroups_01.eml": ("bounce", "googlegroups", [

@@ -46,6 +46,10 @@ ZONE_BASE = {
     "sender.test": {"MX": [[10, "mx.sender.test"]]},
     "mx.sender.test": {"A": ["127.0.0.6"]},
     "lab.test": {},
+    # The root name exists and has no address, as on the real Internet: an MTA that does
+    # not know RFC 7505 (Courier 1.0.16) looks up the null MX's "." like any MX host and
+    # must get the real answer (NOERROR, no records), not an NXDOMAIN only this lab says.
+    "": {},
     "2.0.0.127.in-addr.arpa": {"PTR": ["mx.rcpt.test"]},
     "3.0.0.127.in-addr.arpa": {"PTR": ["mx.refuse.test"]},
     "4.0.0.127.in-addr.arpa": {"PTR": ["mx.busy.test"]},

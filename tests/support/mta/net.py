@@ -14,7 +14,8 @@ so everything below happens inside fresh namespaces and nothing touches the host
 - **mounts**: ``/etc/resolv.conf``, ``/etc/hosts``, ``/etc/passwd`` and ``/etc/group`` are
   replaced by private copies (the MTA's system users exist only here), and the lab may put
   tmpfs, overlay or bind mounts over paths an unpacked package has compiled in
-  (OpenSMTPD's /var/spool/smtpd, /var/lib/opensmtpd/empty and /run/smtpd.sock);
+  (OpenSMTPD's /var/spool/smtpd, /var/lib/opensmtpd/empty and /run/smtpd.sock; Courier's
+  /etc/courier, /usr/lib/courier, /var/lib/courier; DMA's /etc/dma/dma.conf);
 - **PID**: when this process dies every MTA process started in the namespace dies with it,
   so a crashed test leaves no daemon behind.
 
@@ -151,12 +152,9 @@ def setup_namespace(lab: dict, lab_dir: str) -> None:
         with open(f"/etc/{name}") as fp:
             files[name] = fp.read().rstrip("\n") + "\n" + "".join(
                 line + "\n" for line in lab.get(name, []))
-    for name, text in files.items():
-        path = os.path.join(etc, name)
-        with open(path, "w") as fp:
-            fp.write(text)
-        os.chmod(path, 0o644)
-        mount("--bind", path, f"/etc/{name}")
+    # tmpfs and overlays first, the private /etc files on top: a lab may overlay /etc
+    # itself (DMA's compiled-in /etc/dma/dma.conf, absent on the host) and must still see
+    # the lab's resolver, hosts and users.
     for target in lab.get("tmpfs", []):
         mount("-t", "tmpfs", "-o", "mode=0755", "tmpfs", target)
     # An overlay lets the MTA find its compiled-in paths (/var/spool/smtpd, ...) under a
@@ -167,6 +165,12 @@ def setup_namespace(lab: dict, lab_dir: str) -> None:
         os.makedirs(work, exist_ok=True)
         mount("-t", "overlay", "overlay", "-o",
               f"lowerdir={target},upperdir={upper},workdir={work}", target)
+    for name, text in files.items():
+        path = os.path.join(etc, name)
+        with open(path, "w") as fp:
+            fp.write(text)
+        os.chmod(path, 0o644)
+        mount("--bind", path, f"/etc/{name}")
     for path, mode in lab.get("mkdirs", []):
         os.makedirs(path, exist_ok=True)
         os.chmod(path, int(mode, 8))

@@ -28,6 +28,9 @@ PACKAGES = {
     "exim": ["exim4-daemon-light", "libidn12"],
     "opensmtpd": ["opensmtpd", "libevent-2.1-7"],
     "sendmail": ["sendmail-bin", "sendmail-cf", "libwrap0", "m4"],
+    "courier": ["courier-mta", "courier-base", "courier-authlib", "libcourier-unicode4",
+                "libidn12"],
+    "dma": ["dma"],
 }
 LIB_DIRS = ("usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu")
 
