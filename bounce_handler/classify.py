@@ -43,6 +43,7 @@ from __future__ import annotations
 from bounce_handler.parse.lazyre import lazy
 from bounce_handler.parse.scan import (
     ClientHostRejected,
+    HostNotFound,
     Word,
     find_phase,
     find_reply_code,
@@ -584,7 +585,9 @@ WORDS = (
                      "domain isn't reachable",
                      # Office 365 "[Message=InfoDomainNonexistent]"; Exim "all relevant MX
                      # records point to non-existent hosts".
-                     "domainnonexistent", "non-existent host", "nonexistent host")),
+                     "domainnonexistent", "non-existent host", "nonexistent host",
+                     # DMA 0.13: "DNS lookup failure: host example.net not found".
+                     HostNotFound())),
     ("userunknown", ("user unknown", "unknown user", "no such user", "no such mailbox",
                      "no such recipient", "no such address", "no such account",
                      "no such person", "does not exist", "doesn't exist", "does no longer exist",

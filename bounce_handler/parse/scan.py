@@ -448,6 +448,38 @@ class ClientHostRejected:
         return False
 
 
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
+
+
+class HostNotFound:
+    r"""``re.compile(r"\bhost [a-z0-9.-]{1,253} not found(?!, try again)")`` (lower-cased text).
+
+    DMA 0.13's final notice for a domain with no address: "DNS lookup failure: host
+    example.net not found" (a temporary DNS failure ends as "Could not deliver for the last
+    N seconds" instead).  A name must stand between "host" and "not found": Postfix's "Host
+    not found, try again" is a temporary lookup failure.  Linear: the name is a run of host
+    characters, and runs do not overlap.
+    """
+
+    __slots__ = ()
+
+    def search(self, text: str) -> bool:
+        """Whether the phrase occurs in text."""
+        n = len(text)
+        i = text.find("host ")
+        while i >= 0:
+            if i == 0 or not _wordchar(text[i - 1]):
+                j = e = i + 5
+                end = min(n, j + 253)
+                while e < end and text[e] in _HOST_CHARS:
+                    e += 1
+                if (e > j and text.startswith(" not found", e)
+                        and not text.startswith(", try again", e + 10)):
+                    return True
+            i = text.find("host ", i + 1)
+        return False
+
+
 def join_encoded_words(value: str) -> str:
     r"""``re.sub(r"(\?=)[ \t]+(=\?)", r"\1\2", value)`` (RFC 2047 §6.2)."""
     out = []

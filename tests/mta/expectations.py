@@ -175,13 +175,7 @@ def final(mta: str, case: str) -> list[tuple]:
 
 # (mta, case) -> why the parser gets it wrong today: the tests mark these strict xfail so
 # a defect found later is routed (and the mark dropped once it is fixed).
-KNOWN_DEFECTS: dict[tuple[str, str], str] = {
-    ("dma", "nullmx"): (
-        "classify.WORDS: DMA's 'DNS lookup failure: host nullmx.test not found' matches only "
-        "networkerror's Word('dns') (then expired, 5.4.7); 'host <name> not found' is no "
-        "hostunknown phrase (the nxdomain case passes only because its domain is named "
-        "'nxdomain')"),
-}
+KNOWN_DEFECTS: dict[tuple[str, str], str] = {}
 
 
 # -- which notices are delay warnings (the test's own reading, from each MTA's templates) --

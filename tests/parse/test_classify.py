@@ -56,6 +56,13 @@ RULES = [
      "554 Message rejected: Email address is not verified. The following identities "
      "failed the check in region US-EAST-1: s@customer.example.org", None, None, "data",
      ("5.0.0", "norelaying", False, "words")),
+    ("DMA 0.13: a domain with no address, whatever it is named", None,
+     "DNS lookup failure: host mail.example.net not found", "failed", None, None,
+     ("5.1.2", "hostunknown", True, "words")),
+    ("Postfix's temporary lookup failure names no host: not a dead domain", None,
+     "Host or domain name not found. Name service error for name=example.net type=MX: "
+     "Host not found, try again", "delayed", None, None,
+     ("4.4.0", "networkerror", None, "words")),
     # -- the SMTP phase: connection, HELO, MAIL FROM refuse the sender -------------------
     ("GMX: unverifiable sending IPs at MAIL FROM is a reverse-DNS requirement", None,
      "SMTP error from remote mail server after MAIL FROM:<a@example.com> SIZE=1024: 450 "
