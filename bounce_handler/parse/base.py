@@ -460,6 +460,17 @@ _INLINE = lazy(
     r"destinataire|empf[äa]nger|adresse)\s*:?|addressed,|:|smtp:)\s*['\"<\[(]?$",
     I,
 )
+# Words that, right before an address, say whom to ask, not who failed: "Please reply to
+# Postmaster@vzwpix.com if you feel this message to be in error" (Verizon), "contact
+# your administrator at help@x", "send mail to postmaster@x" (Postfix's intro, reworded
+# by site templates).  A postmaster address can fail (kept when listed as one), but not
+# when the notice offers it as the one to write to.  Not "mail to" / "sent to": "There
+# was an error delivering your mail to <a@b>" (DragonFly dma) names the failed one.
+_CONTACT_BEFORE = lazy(
+    r"(?:reply|write|contact|questions?|assistance|inquiries|please send (?:\w+ ){0,3}to|"
+    r"send (?:e-?mail|mail|a message|questions) to)\b[^@\n]{0,16}$",
+    I,
+)
 
 
 def address_paragraphs(
@@ -482,6 +493,7 @@ def address_paragraphs(
     cur_indent = 0
     diag = []
     in_header = False
+    aside = False  # in the paragraph of a contact sentence ("Please reply to x@y if ...")
     reply = ""  # the code of an unfinished multi-line reply ("550-...") in the diagnostic
     for line in section.split("\n"):
         stripped = line.strip()
@@ -512,6 +524,12 @@ def address_paragraphs(
             reply = stripped[:3] if stripped[3:4] == "-" else ""
             continue
         reply = ""
+        contact = False
+        if aside:
+            if not stripped:
+                aside = False
+            elif "@" not in stripped:
+                continue
         if "@" in stripped:
             m = ADDRESS.search(stripped)
             if m and (m.start() < 12 or stripped.startswith(("<", "'", '"'))):
@@ -522,9 +540,19 @@ def address_paragraphs(
                 for n, m in enumerate(ADDRESS.finditer(stripped)):
                     if n >= 20:
                         break
-                    if _INLINE.search(stripped[max(0, m.start() - 40) : m.start()]):
+                    before = stripped[max(0, m.start() - 40) : m.start()]
+                    if _INLINE.search(before):
+                        if _CONTACT_BEFORE.search(before):
+                            contact = True
+                            continue
                         addr = clean_address(m.group(0))
                         break
+                if contact and not addr:
+                    # The notice's "write to postmaster@x if ..." sentence (to the end of
+                    # its paragraph): neither a failed address nor part of the
+                    # explanation of the one above.
+                    aside = True
+                    continue
         if addr and echo is not None and addr.lower() in echo and (
             label in ("to", "cc") or (cur and indent > cur_indent)
         ):
