@@ -72,7 +72,14 @@ class Sendmail(TextBounce):
     def recipients(self, msg: Part, s: Sniff, section: str, action: str) -> list:
         """Addresses of the block; the transcript supplies a missing reason."""
         own = s.own
+        section, piped = _piped(section)
         pairs = address_paragraphs(section, own, echo=s.echo)
+        named = {a.lower() for a, _ in pairs}
+        final = {}  # alias -> the address it expanded to
+        for a, d in piped:
+            if a.lower() not in named:
+                named.add(a.lower())
+                pairs.append((a, d))
         transcript = ""
         m = _TRANSCRIPT.search(s.text)
         if m:
@@ -100,10 +107,14 @@ class Sendmail(TextBounce):
         out = []
         for a, d in list(pairs):
             # Sendmail aliases: "a@host\n    (expanded from: b@domain)": the address the
-            # sender used is b; both are reported.
+            # sender used is b; both are reported (a list manager knows its member as b:
+            # flufl.bounce's and Mailman's reading), and b keeps a beside it.
             m = _EXPANDED.search(d or "")
-            if m and m.group(1).lower() != a.lower():
-                pairs.append((m.group(1), d))
+            alias = clean_address(m.group(1)) if m else None
+            if usable_address(alias) and alias.lower() not in named:
+                named.add(alias.lower())
+                pairs.append((alias, d))
+                final[alias.lower()] = a
         for a, d in pairs:
             phase = None
             if (not d or "reason" not in d.lower()) and transcript:
@@ -119,8 +130,50 @@ class Sendmail(TextBounce):
                     phase = last_command(transcript[:at].lower()) if at > 0 else None
             d = d.replace("(reason:", "").rstrip(")") if d else d
             r = rcpt(a, d, action=action)
-            out.append(r.replace(phase=phase) if phase else r)
+            if phase:
+                r = r.replace(phase=phase)
+            beside = final.get(a.lower())
+            out.append(r.replace(original_address=beside) if beside else r)
         return out
+
+
+def _piped(section: str) -> tuple:
+    """(the block without them, [(alias, explanation)]) for items delivered to a program or file.
+
+    Sendmail names such an item by the pipe or path it failed at, and the address the
+    sender wrote only in "(expanded from: ...)"::
+
+        "|/usr/local/bin/procmail"
+            (reason: Service unavailable)
+            (expanded from: <user@example.com>)
+
+    The pipe is no address (``usable_address``); the alias is the recipient that failed.
+    Taken out of the block, the item's lines are not read as more explanation of the
+    address listed above it (whose reason and alias they are not).  Items start at an
+    unindented line; at most 100 are read.
+    """
+    out = []
+    kept = []
+    head = None
+    item = []
+    for line in section.split("\n")[:2000] + [""]:
+        if line[:1] not in (" ", "\t") and (line.strip() or head is not None):
+            if head is not None and head[:1] in ('"', "|", "/"):
+                text = " ".join(x.strip() for x in item)
+                m = _EXPANDED.search(text)
+                a = clean_address(m.group(1)) if m else None
+                if usable_address(a) and len(out) < 100:
+                    # The program or file stays in the explanation: it says the failure
+                    # was the local delivery's ("|/usr/bin/procmail" ... "Service
+                    # unavailable").
+                    out.append((a, text))
+                item = []
+            kept.extend(item)
+            head, item = (line.strip() or None), [line]
+        else:
+            item.append(line)
+    kept.extend(item)
+    return "\n".join(kept), out
 
 
 def _error_lines(transcript: str) -> tuple:

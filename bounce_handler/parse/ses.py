@@ -9,9 +9,10 @@ Matches a body such as::
      "sender@example.com","messageId":"...","commonHeaders":{"subject":"Hello"}}}
 
 SES event publishing names the type "eventType" instead, with the same "bounce" and
-"complaint" objects.  ``notificationType: Complaint`` gives kind complaint with ``complainedRecipients``.  SES's
-ordinary bounces to the envelope sender are RFC 3464 DSNs and read by rfc3464.  Long
-lines broken in transit ("...","!\n Content-Transfer-Encoding") are joined again.
+"complaint" objects.  ``notificationType: Complaint`` gives kind complaint with
+``complainedRecipients``.  SES's ordinary bounces to the envelope sender are RFC 3464
+DSNs and read by rfc3464.  Long lines broken in transit ("...","!\n
+Content-Transfer-Encoding") are joined again.
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ class SES:
     kind = None
 
     def match(self, s: Sniff) -> bool:
-        """Look for the JSON keys SES uses.
+        r"""Look for the JSON keys SES uses.
 
         "notificationType" (SES feedback notifications) or "eventType" (SES event
         publishing through a configuration set, the newer way), unquoted: inside an SNS
         envelope the notification is a JSON string, its quotes escaped
-        (``"Message" : "{\\"notificationType\\":\\"Bounce\\", ...``).
+        (``"Message" : "{\"notificationType\":\"Bounce\", ...``).
         """
         low = s.lower
         return ("notificationtype" in low or '"eventtype' in low) and (
