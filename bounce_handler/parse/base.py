@@ -460,15 +460,18 @@ _INLINE = lazy(
     r"destinataire|empf[äa]nger|adresse)\s*:?|addressed,|:|smtp:)\s*['\"<\[(]?$",
     I,
 )
-# Words that, right before an address, say whom to ask, not who failed: "Please reply to
-# Postmaster@vzwpix.com if you feel this message to be in error" (Verizon), "contact
-# your administrator at help@x", "send mail to postmaster@x" (Postfix's intro, reworded
-# by site templates).  A postmaster address can fail (kept when listed as one), but not
-# when the notice offers it as the one to write to.  Not "mail to" / "sent to": "There
-# was an error delivering your mail to <a@b>" (DragonFly dma) names the failed one.
+# Words that, right before an address (or ending the line above it), say whom to ask,
+# not who failed: "Please reply to Postmaster@vzwpix.com if you feel this message to be
+# in error" (Verizon, EZweb: "Please reply to\n<postmaster@ezweb.ne.jp>"), "contact the
+# postmaster at: postmaster@x", "send mail to postmaster@x" (Postfix's intro, reworded by
+# site templates).  A postmaster address can fail (kept when listed as one), but not when
+# the notice offers it as the one to write to.  The verb and its "to"/"at" must both be
+# there: "The remote server's reply: <a@b> 550 ..." names the failed one, and so does
+# "There was an error delivering your mail to <a@b>" (DragonFly dma).
 _CONTACT_BEFORE = lazy(
-    r"(?:reply|write|contact|questions?|assistance|inquiries|please send (?:\w+ ){0,3}to|"
-    r"send (?:e-?mail|mail|a message|questions) to)\b[^@\n]{0,16}$",
+    r"(?:(?:reply |write |please send (?:\w+ ){0,3}|send (?:e-?mail|mail|questions) |"
+    r"questions |inquiries |complaints )to|contact(?: us| the \w+| your \w+)?(?: at)?)"
+    r"\s*:?\s*['\"<(\[]?$",
     I,
 )
 
@@ -495,8 +498,12 @@ def address_paragraphs(
     in_header = False
     aside = False  # in the paragraph of a contact sentence ("Please reply to x@y if ...")
     reply = ""  # the code of an unfinished multi-line reply ("550-...") in the diagnostic
+    prev = ""  # the last non-blank line before this one
     for line in section.split("\n"):
         stripped = line.strip()
+        above = prev
+        if stripped:
+            prev = stripped
         addr = None
         if in_header and line[:1] in (" ", "\t"):
             continue  # a folded "Received: ... for <a@b>;" line
@@ -533,6 +540,11 @@ def address_paragraphs(
         if "@" in stripped:
             m = ADDRESS.search(stripped)
             if m and (m.start() < 12 or stripped.startswith(("<", "'", '"'))):
+                if m.start() < 12 and _CONTACT_BEFORE.search(above[-40:]):
+                    # "Please reply to" / "<postmaster@x>" / "if you feel ...": the
+                    # contact offered on its own line.
+                    aside = True
+                    continue
                 addr = clean_address(m.group(0))
             elif m and inline:
                 # Only the words just before each address matter, and only the first

@@ -233,6 +233,32 @@ EXPECTED = {
     # docomo refuses unknown users after DATA; the project reads any "user unknown" after
     # DATA as a filter (issue 15), so both are accepted and hard is not asserted.
     "docomo": ("bounce", [("user@docomo.ne.jp", F, None, {"filtered", "userunknown"}, None)]),
+    # Fourth batch: contact addresses on their own line, and formats of the corpus's
+    # vendors in other versions' wording.
+    "ezweb_reply_to_own_line": ("bounce", [("user@ezweb.ne.jp", F, None, None, None)]),
+    "x1_contact_at": ("bounce", [("user@example.net", F, None, UU, True)]),
+    # "reply" alone is no contact: "The remote server's reply: <a@b> 550 ...".
+    "server_reply_colon": ("bounce", [("user@example.net", F, "5.1.1", UU, True)]),
+    "dma_remote_failed": ("bounce", [("user@example.net", F, "5.1.1", UU, True)]),
+    "dma_local_quota": ("bounce", [("user@df.example.jp", F, None, {"mailboxfull"}, False)]),
+    "opensmtpd_error": ("bounce", [("user@example.net", F, "5.1.1", UU, True)]),
+    "opensmtpd_delay": ("delay", [("user@example.net", "delayed", None, None, None)]),
+    "opensmtpd_expired": ("bounce", [("user@example.net", F, None, {"expired"}, False)]),
+    "opensmtpd_no_mx": ("bounce", [
+        ("user@nowhere.example.net", F, None, {"hostunknown"}, True)]),
+    "mailru_exim_ru": ("bounce", [("user@example.ru", F, None, UU, True)]),
+    "googlegroups_not_found": ("bounce", [("nogroup@googlegroups.com", F, None, None, False)]),
+    "messagingserver": ("bounce", [("user@example.net", F, "5.1.1", UU, True)]),
+    "imail": ("bounce", [("user@example.net", F, None, UU, True)]),
+    # amavisd-new's BANNED (a forbidden attachment): the message, never the address.
+    "amavis_banned": ("bounce", [
+        ("user@example.net", F, "5.7.0", {"policyviolation", "virusdetected"}, False)]),
+    "powermta": ("bounce", [("user@example.net", F, "5.1.1", UU, True)]),
+    "einsundeins": ("bounce", [("user@example.net", F, "5.7.1", CONTENT, False)]),
+    "gmx_mailbox_full": ("bounce", [("user@gmx.example", F, None, {"mailboxfull"}, False)]),
+    "apachejames": ("bounce", [("user@example.net", F, "5.1.1", UU, True)]),
+    "biglobe": ("bounce", [("user@biglobe.example", F, None, {"mailboxfull"}, False)]),
+    "facebook": ("bounce", [("user@facebook.example", F, None, {"filtered"}, False)]),
 }
 
 # Rows whose detector evidence is right (recipient, status, phase) but whose reason
@@ -244,6 +270,8 @@ CLASSIFY = {
     # Exim: "all relevant MX records point to non-existent hosts" matched the
     # userunknown word "non-existent" (hard): the host words must come first.
     "exim_mx_nonexistent": "'non-existent hosts' read as userunknown",
+    # amavisd-new "554 5.7.0 Reject ... BANNED: evil.exe" read as "blocked" (the host).
+    "amavis_banned": "amavisd 'BANNED' read as blocked",
 }
 
 ENDINGS = {"lf": lambda b: b, "crlf": lambda b: b.replace(b"\n", b"\r\n"),
