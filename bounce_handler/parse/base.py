@@ -34,6 +34,8 @@ ADDRESS = Address()
 # line of dashes backtracked quadratically against the alternatives below.
 # Sendmail's "----- Transcript of session follows -----" is not one: it *starts* the
 # error lines ("554 <a@b>... Host unknown"), the copy comes after "Unsent message follows".
+# "--- Unterhalb dieser Zeile ist eine Kopie der Nachricht." is qmail-send's separator in
+# its German translation.
 # The last alternatives are the first header of a copy pasted inline without a marker
 # ("Received: from ..." at the start of a line, EZweb, X6, Zoho): a notice's own text
 # never starts a line with them.
@@ -47,7 +49,8 @@ ORIGINAL_MARKER = lazy(
     r"original message header|original message details|start of returned message|"
     r"message text follows|message headers follow|the first \d+ lines of your|"
     r"old message:|original message as received|the header of the original message|"
-    r"the header and top \d+ lines|ursprüngliche nachricht|message original|"
+    r"the header and top \d+ lines|ursprüngliche nachricht|unterhalb dieser zeile|"
+    r"message original|"
     r"mensaje original|messaggio originale|mensagem original|oorspronkelijk bericht|"
     r"исходное сообщение|原始邮件|元のメッセージ|"
     r"a copy of the original message|copy of (?:the|your) message|"
@@ -496,6 +499,7 @@ def address_paragraphs(
     cur_indent = 0
     diag = []
     in_header = False
+    copied = False  # in a paragraph that quotes a message's header fields
     aside = False  # in the paragraph of a contact sentence ("Please reply to x@y if ...")
     reply = ""  # the code of an unfinished multi-line reply ("550-...") in the diagnostic
     prev = ""  # the last non-blank line before this one
@@ -516,7 +520,17 @@ def address_paragraphs(
             diag.append(stripped)
             continue
         label = _header_label(stripped.lstrip("<> "))
-        if label in _NOT_RECIPIENT_FIELDS or "contact" in label:
+        if not stripped:
+            copied = False
+        elif label in _COPY_LABELS:
+            copied = True
+        elif copied and label in ("to", "cc", "bcc"):
+            # "Date: ... / From: s@x / To: a@b, c@d / Cc: e@f" pasted without a marker:
+            # the returned message's own header block; its To: lists every recipient
+            # the message had, not who failed.
+            in_header = True
+            continue
+        if label and _names_no_recipient(label):
             # "Message-ID: <x@host>", "From: sender@x", "Received: ... for <a@b>",
             # ">>> MAIL FROM:<s@x>": a quoted header or command names the message, its
             # author or a hop, never who failed; "System Contact: postmaster@x" (HotPOP)
@@ -653,13 +667,43 @@ def session_failures(dialogue: list) -> tuple:
 
 
 # Header fields a notice quotes from the returned message (or an SMTP transcript's MAIL
-# FROM) whose addresses are never the failed recipient.
+# FROM) whose addresses are never the failed recipient.  Cc/Bcc: the copy's other
+# recipients (a notice lists what failed on lines of its own, never as "Cc:").
 _NOT_RECIPIENT_FIELDS = frozenset((
-    "message-id", "references", "in-reply-to", "received", "from", "sender", "reply-to",
+    "cc", "bcc", "message-id", "references", "in-reply-to", "received", "from", "sender",
+    "reply-to",
     "return-path", "mail from", "envelope-from", "errors-to", "resent-from",
     "resent-message-id", "x-original-message-id", "list-id", "list-unsubscribe",
     "original-envelope-id", "envelope-id", "x-envelope-id",
 ))
+
+
+# The same, as notices label them in prose or other languages: the sender ("Original
+# sender:", "Envelope sender:", German "Absender:"/"Von:", French "Expéditeur :"/"De :",
+# Spanish "Remitente:", Italian "Mittente:"/"Da:", Dutch "Afzender:"/"Van:", Polish
+# "Nadawca:"/"Od:", Russian "Отправитель:"/"От:", Japanese "差出人:"/"送信者:", Chinese
+# "发件人:"/"寄件者:") and the message ("Message ID:", "Original Message ID:").
+_SENDER_LABELS = frozenset((
+    "absender", "von", "expéditeur", "expediteur", "de", "remitente", "remetente",
+    "mittente", "da", "afzender", "van", "nadawca", "od", "отправитель", "от", "差出人",
+    "送信者", "送信元", "发件人", "寄件人", "寄件者",
+))
+
+
+# Fields that open or belong to a message's header block, not a notice's own lines.
+_COPY_LABELS = frozenset((
+    "date", "from", "subject", "message-id", "mime-version", "content-type", "return-path",
+    "received", "sender", "reply-to", "x-mailer", "user-agent", "in-reply-to", "references",
+))
+
+
+def _names_no_recipient(label: str) -> bool:
+    """Whether a "Label:" line names the message, its sender, a hop or a contact."""
+    if label in _NOT_RECIPIENT_FIELDS or label in _SENDER_LABELS or "contact" in label:
+        return True
+    # Not every "... from:": "(expanded from: a@b)" (Sendmail) names the alias that failed.
+    norm = label.replace(" ", "-").replace("_", "-")
+    return norm in _NOT_RECIPIENT_FIELDS or norm.endswith(("message-id", "sender"))
 
 
 def _in_reply(line: str, code: str) -> bool:

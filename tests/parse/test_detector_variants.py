@@ -259,6 +259,28 @@ EXPECTED = {
     "apachejames": ("bounce", [("user@example.net", F, "5.1.1", UU, True)]),
     "biglobe": ("bounce", [("user@biglobe.example", F, None, {"mailboxfull"}, False)]),
     "facebook": ("bounce", [("user@facebook.example", F, None, {"filtered"}, False)]),
+    # Fifth batch: labels naming the sender or the message, in prose or another
+    # language, never give a recipient (each of these came out as one, the spaced
+    # "Message ID: <orig123@...>" as userunknown, hard).
+    "labelled_original_sender": ("bounce", [("user@example.net", F, "5.1.1", UU, True)]),
+    "german_absender": ("bounce", [("user@example.de", F, "5.1.1", UU, True)]),
+    "french_expediteur": ("bounce", [("user@example.fr", F, "5.1.1", UU, True)]),
+    "german_outlook_quote": ("bounce", [("user@example.de", F, "5.1.1", UU, True)]),
+    "message_id_spaced": ("bounce", [("user@example.net", F, "5.1.1", UU, True)]),
+    "spanish_remitente": ("bounce", [("user@example.es", F, "5.1.1", UU, True)]),
+    "japanese_sender_label": ("bounce", [("user@example.jp", F, "5.1.1", UU, True)]),
+    # Sixth batch: the returned message's header block (its To:/Cc: list every
+    # recipient it had) pasted without a marker, or after a localised one.
+    "qmail_german": ("bounce", [("user@example.de", F, "5.1.1", UU, True)]),
+    "copy_header_block_no_marker": ("bounce", [("user@example.net", F, "5.1.1", UU, True)]),
+    "gmail_dns_error": ("bounce", [
+        ("user@nowhere.example.net", F, None, {"hostunknown"}, True)]),
+    "yahoo_old": ("bounce", [("user@example.net", F, "5.1.1", UU, True)]),
+    "qmail_vpopmail_quota": ("bounce", [
+        ("user@example.com", F, None, {"mailboxfull"}, False)]),
+    "qmail_smtp_connect_expired": ("bounce", [
+        ("user@example.net", F, None, {"expired"}, False)]),
+    "courier_delay": ("delay", [("user@example.net", "delayed", None, None, None)]),
 }
 
 # Rows whose detector evidence is right (recipient, status, phase) but whose reason
@@ -343,3 +365,10 @@ def test_many_program_items_stay_linear():
     assert time.perf_counter() - t < 2.0
     assert res.detector == "sendmail" and len(res.recipients) == 100
     assert all(r.reason == "mailererror" for r in res.recipients)
+
+
+def test_localised_copy_marker_finds_the_returned_message():
+    """qmail-send's German separator ("--- Unterhalb dieser Zeile ist eine Kopie der
+    Nachricht.") introduces the returned message: its Message-ID is the original's."""
+    res = parse((DATA / "qmail_german.eml").read_bytes())
+    assert res.original.message_id == "<orig123@example.com>"
