@@ -279,13 +279,30 @@ class Sniff:
 
     @property
     def echo(self) -> set:
-        """The notice's own To:/Cc: addresses (see ``address_paragraphs``)."""
+        """The notice's own To:/Cc: addresses and the returned message's sender.
+
+        Both are addresses a notice repeats in its explanations, not failed recipients
+        (see ``address_paragraphs``): a postmaster copy (Postfix notify_classes, Exim
+        errors_copy) is addressed to the postmaster, and its "<a@b>: host x said: 553
+        5.7.1 / <sender@x>: Sender address rejected" names the sender of the returned
+        message (Return-Path, From, Sender), not the notice's To:.
+        """
         if self._echo is None:
             echo = set()
             for name, value in self.msg.headers:
                 if name in ("to", "cc") and "@" in value:
                     for m in ADDRESS.finditer(value[:2000]):
                         echo.add(m.group(0).lower())
+            # Imported here: textbounce imports this module.
+            from bounce_handler.parse.textbounce import returned_original
+
+            copy = returned_original(self.msg, self.text)
+            if copy is not None:
+                for name in ("return-path", "from", "sender"):
+                    value = (copy.get(name) or "")[:2000]
+                    if "@" in value:
+                        for m in ADDRESS.finditer(value):
+                            echo.add(m.group(0).lower())
             self._echo = echo
         return self._echo
 

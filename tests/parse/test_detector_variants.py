@@ -281,6 +281,17 @@ EXPECTED = {
     "qmail_smtp_connect_expired": ("bounce", [
         ("user@example.net", F, None, {"expired"}, False)]),
     "courier_delay": ("delay", [("user@example.net", "delayed", None, None, None)]),
+    # Seventh batch: postmaster copies (To: postmaster@), whose explanations name the
+    # returned message's sender ("<sender@x>: Sender address rejected"): the sender is
+    # no failed recipient (Postfix and Exim reported it as one).
+    "postfix_postmaster_copy_sender_rejected": ("bounce", [
+        ("user@example.net", F, "5.7.1", {"rejected"}, False)]),
+    "exim_postmaster_copy_sender_in_reply": ("bounce", [
+        ("user@example.net", F, "5.7.1", {"rejected"}, False)]),
+    "sendmail_postmaster_copy_mail_from": ("bounce", [
+        ("user@example.net", F, None, {"rejected"}, False)]),
+    "qmail_postmaster_copy_sender": ("bounce", [
+        ("user@example.net", F, None, {"rejected"}, False)]),
 }
 
 # Rows whose detector evidence is right (recipient, status, phase) but whose reason
