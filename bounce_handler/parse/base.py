@@ -129,6 +129,42 @@ def still_retrying(delay: LazyPattern | bool | None, subject: str, opening: str)
     return not (retries_over(subject) or retries_over(opening))
 
 
+# A text notice reporting success, not failure (RFC 3461 NOTIFY=SUCCESS answered
+# without a DSN part, or its text read before it): Postfix "Successful Mail Delivery
+# Report" / "Your message was successfully delivered to the destination(s)"; Exchange
+# and Office 365 "Delivered: ..." / "Your message has been delivered to the following
+# recipients:" and "Relayed: ..." / "Delivery to these recipients or groups is complete,
+# but no delivery notification was sent by the destination server"; the IIS SMTP
+# service's "Delivery Status Notification (Success)" / "(Relay)".  Sendmail's return
+# receipt ("had successful delivery notifications") lists no errors at all.
+_DELIVERED_SUBJECTS = ("delivered:", "successful mail delivery report",
+                       "delivery status notification (success)", "return receipt")
+_RELAYED_SUBJECTS = ("relayed:", "delivery status notification (relay)")
+_DELIVERED_WORDS = ("successfully delivered to", "has been delivered to the following",
+                    "had successful delivery notifications")
+_RELAYED_WORDS = ("successfully relayed to", "is complete, but no delivery notification",
+                  "is complete, but delivery notification was not sent")
+# ... unless the opening also says something failed.
+_FAILED_WORDS = ("could not be delivered", "couldn't be delivered", "failed",
+                 "undeliverable", "not delivered", "not be delivered", "unable to deliver")
+
+
+def success_action(subject: str, opening: str) -> str | None:
+    """Return "delivered" or "relayed" when a text notice reports success, else None.
+
+    ``subject`` and ``opening`` lower-cased.  The one place a text notice is read as a
+    success report: its recipients are then never failures.
+    """
+    for w in _FAILED_WORDS:
+        if w in opening:
+            return None
+    if subject.startswith(_RELAYED_SUBJECTS) or any(w in opening for w in _RELAYED_WORDS):
+        return "relayed"
+    if subject.startswith(_DELIVERED_SUBJECTS) or any(w in opening for w in _DELIVERED_WORDS):
+        return "delivered"
+    return None
+
+
 _HUMAN = ("re:", "fw:", "fwd:", "aw:", "wg:", "tr:", "rv:", "sv:")
 
 

@@ -292,6 +292,19 @@ EXPECTED = {
         ("user@example.net", F, None, {"rejected"}, False)]),
     "qmail_postmaster_copy_sender": ("bounce", [
         ("user@example.net", F, None, {"rejected"}, False)]),
+    # Eighth batch: delay warnings and success reports are never failures (Exchange's
+    # "Delivered:"/"Relayed:", Postfix's text success report and Sendmail's return
+    # receipt came out as bounces).
+    "iis_delay": ("delay", [("user@example.net", "delayed", None, None, None)]),
+    "office365_delayed": ("delay", [("user@example.net", "delayed", None, None, None)]),
+    "domino_delayed": ("delay", [("user@example.net", "delayed", None, None, None)]),
+    "exchange_delivered": ("delivery", [("user@example.net", "delivered", None, None, None)]),
+    "exchange_relayed": ("delivery", [("user@example.net", "relayed", None, None, None)]),
+    "dsn_success_only": ("delivery", [("user@example.net", "relayed", None, None, None)]),
+    "postfix_text_success": ("delivery", [
+        ("user@example.net", "delivered", None, None, None)]),
+    "sendmail_return_receipt": ("delivery", [
+        ("user@example.net", "delivered", None, None, None)]),
 }
 
 # Rows whose detector evidence is right (recipient, status, phase) but whose reason
