@@ -31,7 +31,7 @@ from bounce_handler.parse.base import (
 )
 from bounce_handler.parse.lazyre import I, M, lazy
 from bounce_handler.parse.mime import Part
-from bounce_handler.parse.scan import last_command
+from bounce_handler.parse.scan import find_reply, last_command
 from bounce_handler.parse.textbounce import TextBounce, returned_original
 
 _TRANSCRIPT = lazy(r"(?<!-)-++ ?transcript of session follows ?-*", I)
@@ -115,8 +115,12 @@ class Sendmail(TextBounce):
                 named.add(alias.lower())
                 pairs.append((alias, d))
                 final[alias.lower()] = a
+        replies = _replies(transcript) if transcript else []
+        sessions = transcript.lower().count("while talking to ")
         for a, d in pairs:
             phase = None
+            if d and replies and "reason" in d.lower():
+                phase = _answered(transcript, replies, sessions, a, d)
             if (not d or "reason" not in d.lower()) and transcript:
                 # "<<< 550 5.1.1 <a>... User unknown" lines naming this address.
                 lines = [x.strip() for x in transcript.split("\n") if a.lower() in x.lower()
@@ -174,6 +178,43 @@ def _piped(section: str) -> tuple:
             item.append(line)
     kept.extend(item)
     return "\n".join(kept), out
+
+
+def _replies(transcript: str) -> list:
+    """[(offset, lower-cased line)] of a transcript's "<<< 4xx/5xx" replies (at most 500)."""
+    out = []
+    low = transcript.lower()
+    i = low.find("<<< ")
+    while i >= 0 and len(out) < 500:
+        end = low.find("\n", i)
+        line = low[i + 4 : end if end >= 0 else len(low)].strip()
+        if line[:1] in ("4", "5"):
+            out.append((i, line))
+        i = low.find("<<< ", i + 4)
+    return out
+
+
+def _answered(transcript: str, replies: list, sessions: int, address: str, reason: str):
+    """The SMTP phase of the reply a "(reason: 554 5.7.1 ...)" line repeats, or None.
+
+    The reply is the transcript's "<<<" line naming the address, else (one session only:
+    a "while talking to" per host) the last one with the reason's reply code; the command
+    sent last before it is the one it answered (">>> DATA" / "<<< 554 5.7.1 Message
+    content rejected": the message was refused, not the address).
+    """
+    code = find_reply(reason[:300])
+    if not code:
+        return None
+    low = address.lower()
+    at = -1
+    for i, line in replies:
+        if line.startswith(code) and low in line:
+            at = i
+    if at < 0 and sessions <= 1:
+        for i, line in replies:
+            if line.startswith(code):
+                at = i
+    return last_command(transcript[:at].lower()) if at > 0 else None
 
 
 def _error_lines(transcript: str) -> tuple:

@@ -396,3 +396,26 @@ def test_localised_copy_marker_finds_the_returned_message():
     Nachricht.") introduces the returned message: its Message-ID is the original's."""
     res = parse((DATA / "qmail_german.eml").read_bytes())
     assert res.original.message_id == "<orig123@example.com>"
+
+
+# The SMTP phase each failure answered, as the notice words it (the evidence classify
+# weighs first: a refusal at connect/MAIL is about the sender, after DATA about the
+# message).  Rows marked "new" were None before this change.
+PHASES = {
+    "exim_rcpt": "rcpt", "exim_mail_from": "mail", "exim_end_of_data": "data",
+    "exim_initial_connection": "connect", "exim_lost_connection_data": "data",
+    "postfix_text_rcpt": "rcpt", "postfix_text_data": "data",
+    "postfix_text_mail_from": "mail", "qmail_remote_data": "data",
+    "qmail_sender_rejected": "mail", "courier_text": "rcpt", "kerio": "rcpt",
+    "gmx_rcpt": "rcpt", "sendmail_data_quota": "data",
+    "qmail_greeting_failed": "connect",  # new: "Connected to X but greeting failed."
+    "einsundeins": "data",  # new: 1&1 "... for TEXT command"
+    "sendmail_data_reject": "data",  # new: "(reason: 554 ...)" + ">>> DATA / <<< 554"
+    "sendmail_postmaster_copy_mail_from": "mail",  # new: ">>> MAIL From: / <<< 553"
+}
+
+
+@pytest.mark.parametrize("name", sorted(PHASES))
+def test_phase(name):
+    res = parse((DATA / f"{name}.eml").read_bytes())
+    assert {r.phase for r in res.recipients if r.action == "failed"} == {PHASES[name]}
