@@ -520,13 +520,15 @@ _INLINE = lazy(
 # not who failed: "Please reply to Postmaster@vzwpix.com if you feel this message to be
 # in error" (Verizon, EZweb: "Please reply to\n<postmaster@ezweb.ne.jp>"), "contact the
 # postmaster at: postmaster@x", "send mail to postmaster@x" (Postfix's intro, reworded by
-# site templates).  A postmaster address can fail (kept when listed as one), but not when
-# the notice offers it as the one to write to.  The verb and its "to"/"at" must both be
-# there: "The remote server's reply: <a@b> 550 ..." names the failed one, and so does
-# "There was an error delivering your mail to <a@b>" (DragonFly dma).
+# site templates), "please email help@x", "report this to abuse@x".  A postmaster
+# address can fail (kept when listed as one), but not when the notice offers it as the
+# one to write to.  The verb and its "to"/"at" must both be there: "The remote server's
+# reply: <a@b> 550 ..." names the failed one, and so does "There was an error
+# delivering your mail to <a@b>" (DragonFly dma).
 _CONTACT_BEFORE = lazy(
     r"(?:(?:reply |write |please send (?:\w+ ){0,3}|send (?:e-?mail|mail|questions) |"
-    r"questions |inquiries |complaints )to|contact(?: us| the \w+| your \w+)?(?: at)?)"
+    r"questions |inquiries |complaints |report (?:this|it|the problem) )to|"
+    r"please e-?mail|contact(?: us| the \w+| your \w+)?(?: at)?)"
     r"\s*:?\s*['\"<(\[]?$",
     I,
 )

@@ -305,6 +305,20 @@ EXPECTED = {
         ("user@example.net", "delivered", None, None, None)]),
     "sendmail_return_receipt": ("delivery", [
         ("user@example.net", "delivered", None, None, None)]),
+    # Ninth batch: several recipients, display names, case and plus tags, IDN, prose.
+    "exchange_two_display_names": ("bounce", [
+        ("john@example.net", F, "5.1.1", UU, True),
+        ("jane@example.org", F, "5.2.2", {"mailboxfull"}, False)]),
+    "qmail_two_mixed": ("bounce", [
+        ("local@mail.example.com", F, "5.1.1", UU, True),
+        ("user+tag@example.net", F, "5.2.2", {"mailboxfull"}, False)]),
+    "prose_trailing_dot": ("bounce", [("user@example.net", F, None, {"mailboxfull"}, False)]),
+    "idn_address": ("bounce", [("user@bücher.example", F, "5.1.1", UU, True)]),
+    "rcpt_to_lines": ("bounce", [
+        ("one@example.net", F, "5.1.1", UU, True), ("two@example.net", F, "5.1.1", UU, True)]),
+    # "please email helpdesk@x", "report this to abuse-desk@x": contacts (the second
+    # was reported as failed).
+    "contact_email_report": ("bounce", [("user@example.net", F, "5.1.1", UU, True)]),
 }
 
 # Rows whose detector evidence is right (recipient, status, phase) but whose reason
