@@ -34,6 +34,8 @@ ADDRESS = Address()
 # line of dashes backtracked quadratically against the alternatives below.
 # Sendmail's "----- Transcript of session follows -----" is not one: it *starts* the
 # error lines ("554 <a@b>... Host unknown"), the copy comes after "Unsent message follows".
+# "--- Unterhalb dieser Zeile ist eine Kopie der Nachricht." is qmail-send's separator in
+# its German translation.
 # The last alternatives are the first header of a copy pasted inline without a marker
 # ("Received: from ..." at the start of a line, EZweb, X6, Zoho): a notice's own text
 # never starts a line with them.
@@ -47,7 +49,8 @@ ORIGINAL_MARKER = lazy(
     r"original message header|original message details|start of returned message|"
     r"message text follows|message headers follow|the first \d+ lines of your|"
     r"old message:|original message as received|the header of the original message|"
-    r"the header and top \d+ lines|ursprüngliche nachricht|message original|"
+    r"the header and top \d+ lines|ursprüngliche nachricht|unterhalb dieser zeile|"
+    r"message original|"
     r"mensaje original|messaggio originale|mensagem original|oorspronkelijk bericht|"
     r"исходное сообщение|原始邮件|元のメッセージ|"
     r"a copy of the original message|copy of (?:the|your) message|"
@@ -124,6 +127,42 @@ def still_retrying(delay: LazyPattern | bool | None, subject: str, opening: str)
     if delay is not True and not (delay.search(subject) or delay.search(opening)):
         return False
     return not (retries_over(subject) or retries_over(opening))
+
+
+# A text notice reporting success, not failure (RFC 3461 NOTIFY=SUCCESS answered
+# without a DSN part, or its text read before it): Postfix "Successful Mail Delivery
+# Report" / "Your message was successfully delivered to the destination(s)"; Exchange
+# and Office 365 "Delivered: ..." / "Your message has been delivered to the following
+# recipients:" and "Relayed: ..." / "Delivery to these recipients or groups is complete,
+# but no delivery notification was sent by the destination server"; the IIS SMTP
+# service's "Delivery Status Notification (Success)" / "(Relay)".  Sendmail's return
+# receipt ("had successful delivery notifications") lists no errors at all.
+_DELIVERED_SUBJECTS = ("delivered:", "successful mail delivery report",
+                       "delivery status notification (success)", "return receipt")
+_RELAYED_SUBJECTS = ("relayed:", "delivery status notification (relay)")
+_DELIVERED_WORDS = ("successfully delivered to", "has been delivered to the following",
+                    "had successful delivery notifications")
+_RELAYED_WORDS = ("successfully relayed to", "is complete, but no delivery notification",
+                  "is complete, but delivery notification was not sent")
+# ... unless the opening also says something failed.
+_FAILED_WORDS = ("could not be delivered", "couldn't be delivered", "failed",
+                 "undeliverable", "not delivered", "not be delivered", "unable to deliver")
+
+
+def success_action(subject: str, opening: str) -> str | None:
+    """Return "delivered" or "relayed" when a text notice reports success, else None.
+
+    ``subject`` and ``opening`` lower-cased.  The one place a text notice is read as a
+    success report: its recipients are then never failures.
+    """
+    for w in _FAILED_WORDS:
+        if w in opening:
+            return None
+    if subject.startswith(_RELAYED_SUBJECTS) or any(w in opening for w in _RELAYED_WORDS):
+        return "relayed"
+    if subject.startswith(_DELIVERED_SUBJECTS) or any(w in opening for w in _DELIVERED_WORDS):
+        return "delivered"
+    return None
 
 
 _HUMAN = ("re:", "fw:", "fwd:", "aw:", "wg:", "tr:", "rv:", "sv:")
@@ -276,13 +315,30 @@ class Sniff:
 
     @property
     def echo(self) -> set:
-        """The notice's own To:/Cc: addresses (see ``address_paragraphs``)."""
+        """The notice's own To:/Cc: addresses and the returned message's sender.
+
+        Both are addresses a notice repeats in its explanations, not failed recipients
+        (see ``address_paragraphs``): a postmaster copy (Postfix notify_classes, Exim
+        errors_copy) is addressed to the postmaster, and its "<a@b>: host x said: 553
+        5.7.1 / <sender@x>: Sender address rejected" names the sender of the returned
+        message (Return-Path, From, Sender), not the notice's To:.
+        """
         if self._echo is None:
             echo = set()
             for name, value in self.msg.headers:
                 if name in ("to", "cc") and "@" in value:
                     for m in ADDRESS.finditer(value[:2000]):
                         echo.add(m.group(0).lower())
+            # Imported here: textbounce imports this module.
+            from bounce_handler.parse.textbounce import returned_original
+
+            copy = returned_original(self.msg, self.text)
+            if copy is not None:
+                for name in ("return-path", "from", "sender"):
+                    value = (copy.get(name) or "")[:2000]
+                    if "@" in value:
+                        for m in ADDRESS.finditer(value):
+                            echo.add(m.group(0).lower())
             self._echo = echo
         return self._echo
 
@@ -460,6 +516,22 @@ _INLINE = lazy(
     r"destinataire|empf[äa]nger|adresse)\s*:?|addressed,|:|smtp:)\s*['\"<\[(]?$",
     I,
 )
+# Words that, right before an address (or ending the line above it), say whom to ask,
+# not who failed: "Please reply to Postmaster@vzwpix.com if you feel this message to be
+# in error" (Verizon, EZweb: "Please reply to\n<postmaster@ezweb.ne.jp>"), "contact the
+# postmaster at: postmaster@x", "send mail to postmaster@x" (Postfix's intro, reworded by
+# site templates), "please email help@x", "report this to abuse@x".  A postmaster
+# address can fail (kept when listed as one), but not when the notice offers it as the
+# one to write to.  The verb and its "to"/"at" must both be there: "The remote server's
+# reply: <a@b> 550 ..." names the failed one, and so does "There was an error
+# delivering your mail to <a@b>" (DragonFly dma).
+_CONTACT_BEFORE = lazy(
+    r"(?:(?:reply |write |please send (?:\w+ ){0,3}|send (?:e-?mail|mail|questions) |"
+    r"questions |inquiries |complaints |report (?:this|it|the problem) )to|"
+    r"please e-?mail|contact(?: us| the \w+| your \w+)?(?: at)?)"
+    r"\s*:?\s*['\"<(\[]?$",
+    I,
+)
 
 
 def address_paragraphs(
@@ -482,9 +554,15 @@ def address_paragraphs(
     cur_indent = 0
     diag = []
     in_header = False
+    copied = False  # in a paragraph that quotes a message's header fields
+    aside = False  # in the paragraph of a contact sentence ("Please reply to x@y if ...")
     reply = ""  # the code of an unfinished multi-line reply ("550-...") in the diagnostic
+    prev = ""  # the last non-blank line before this one
     for line in section.split("\n"):
         stripped = line.strip()
+        above = prev
+        if stripped:
+            prev = stripped
         addr = None
         if in_header and line[:1] in (" ", "\t"):
             continue  # a folded "Received: ... for <a@b>;" line
@@ -497,7 +575,17 @@ def address_paragraphs(
             diag.append(stripped)
             continue
         label = _header_label(stripped.lstrip("<> "))
-        if label in _NOT_RECIPIENT_FIELDS or "contact" in label:
+        if not stripped:
+            copied = False
+        elif label in _COPY_LABELS:
+            copied = True
+        elif copied and label in ("to", "cc", "bcc"):
+            # "Date: ... / From: s@x / To: a@b, c@d / Cc: e@f" pasted without a marker:
+            # the returned message's own header block; its To: lists every recipient
+            # the message had, not who failed.
+            in_header = True
+            continue
+        if label and _names_no_recipient(label):
             # "Message-ID: <x@host>", "From: sender@x", "Received: ... for <a@b>",
             # ">>> MAIL FROM:<s@x>": a quoted header or command names the message, its
             # author or a hop, never who failed; "System Contact: postmaster@x" (HotPOP)
@@ -512,9 +600,20 @@ def address_paragraphs(
             reply = stripped[:3] if stripped[3:4] == "-" else ""
             continue
         reply = ""
+        contact = False
+        if aside:
+            if not stripped:
+                aside = False
+            elif "@" not in stripped:
+                continue
         if "@" in stripped:
             m = ADDRESS.search(stripped)
             if m and (m.start() < 12 or stripped.startswith(("<", "'", '"'))):
+                if m.start() < 12 and _CONTACT_BEFORE.search(above[-40:]):
+                    # "Please reply to" / "<postmaster@x>" / "if you feel ...": the
+                    # contact offered on its own line.
+                    aside = True
+                    continue
                 addr = clean_address(m.group(0))
             elif m and inline:
                 # Only the words just before each address matter, and only the first
@@ -522,9 +621,19 @@ def address_paragraphs(
                 for n, m in enumerate(ADDRESS.finditer(stripped)):
                     if n >= 20:
                         break
-                    if _INLINE.search(stripped[max(0, m.start() - 40) : m.start()]):
+                    before = stripped[max(0, m.start() - 40) : m.start()]
+                    if _INLINE.search(before):
+                        if _CONTACT_BEFORE.search(before):
+                            contact = True
+                            continue
                         addr = clean_address(m.group(0))
                         break
+                if contact and not addr:
+                    # The notice's "write to postmaster@x if ..." sentence (to the end of
+                    # its paragraph): neither a failed address nor part of the
+                    # explanation of the one above.
+                    aside = True
+                    continue
         if addr and echo is not None and addr.lower() in echo and (
             label in ("to", "cc") or (cur and indent > cur_indent)
         ):
@@ -613,13 +722,43 @@ def session_failures(dialogue: list) -> tuple:
 
 
 # Header fields a notice quotes from the returned message (or an SMTP transcript's MAIL
-# FROM) whose addresses are never the failed recipient.
+# FROM) whose addresses are never the failed recipient.  Cc/Bcc: the copy's other
+# recipients (a notice lists what failed on lines of its own, never as "Cc:").
 _NOT_RECIPIENT_FIELDS = frozenset((
-    "message-id", "references", "in-reply-to", "received", "from", "sender", "reply-to",
+    "cc", "bcc", "message-id", "references", "in-reply-to", "received", "from", "sender",
+    "reply-to",
     "return-path", "mail from", "envelope-from", "errors-to", "resent-from",
     "resent-message-id", "x-original-message-id", "list-id", "list-unsubscribe",
     "original-envelope-id", "envelope-id", "x-envelope-id",
 ))
+
+
+# The same, as notices label them in prose or other languages: the sender ("Original
+# sender:", "Envelope sender:", German "Absender:"/"Von:", French "Expéditeur :"/"De :",
+# Spanish "Remitente:", Italian "Mittente:"/"Da:", Dutch "Afzender:"/"Van:", Polish
+# "Nadawca:"/"Od:", Russian "Отправитель:"/"От:", Japanese "差出人:"/"送信者:", Chinese
+# "发件人:"/"寄件者:") and the message ("Message ID:", "Original Message ID:").
+_SENDER_LABELS = frozenset((
+    "absender", "von", "expéditeur", "expediteur", "de", "remitente", "remetente",
+    "mittente", "da", "afzender", "van", "nadawca", "od", "отправитель", "от", "差出人",
+    "送信者", "送信元", "发件人", "寄件人", "寄件者",
+))
+
+
+# Fields that open or belong to a message's header block, not a notice's own lines.
+_COPY_LABELS = frozenset((
+    "date", "from", "subject", "message-id", "mime-version", "content-type", "return-path",
+    "received", "sender", "reply-to", "x-mailer", "user-agent", "in-reply-to", "references",
+))
+
+
+def _names_no_recipient(label: str) -> bool:
+    """Whether a "Label:" line names the message, its sender, a hop or a contact."""
+    if label in _NOT_RECIPIENT_FIELDS or label in _SENDER_LABELS or "contact" in label:
+        return True
+    # Not every "... from:": "(expanded from: a@b)" (Sendmail) names the alias that failed.
+    norm = label.replace(" ", "-").replace("_", "-")
+    return norm in _NOT_RECIPIENT_FIELDS or norm.endswith(("message-id", "sender"))
 
 
 def _in_reply(line: str, code: str) -> bool:

@@ -35,8 +35,11 @@ from bounce_handler.parse.mime import Part
 from bounce_handler.parse.textbounce import TextBounce
 
 # Exim: "  an undisclosed address\n    (generated from user@example.com)" — the alias
-# the sender used is the only address the notice gives.
-_GENERATED = lazy(r"\(generated from\s+<?([^\s<>()]{1,200}@[^\s<>()]{1,255}?)>?\s*\)", I)
+# the sender used is the only address the notice gives.  Exim 4.80+ writes "(ultimately
+# generated from ...)" when aliases nest; under a listed address it names the alias the
+# sender wrote, kept beside the failed one (as a DSN's Original-Recipient).
+_GENERATED = lazy(r"\((?:ultimately )?generated from\s+<?([^\s<>()]{1,200}@[^\s<>()]{1,255}?)"
+                  r">?\s*\)", I)
 
 
 class Exim(TextBounce):
@@ -74,8 +77,8 @@ class Exim(TextBounce):
             address = clean_address(head) if ADDRESS.search(head) else None
             if address and words:
                 said.setdefault(address.lower(), words)
-        found = [r.replace(diagnostic=one_line(said[r.address.lower()]))
-                 if r.address.lower() in said else r for r in found]
+        found = [_alias(r.replace(diagnostic=one_line(said[r.address.lower()])))
+                 if r.address.lower() in said else _alias(r) for r in found]
         named = {r.address.lower() for r in found}
         spare = [a for a in failed_header(s) if a.lower() not in named]
         for head, words in items:
@@ -108,6 +111,15 @@ class Exim(TextBounce):
         if hit is not None and not hit.recipients and failed_header(s):
             return None
         return hit
+
+
+def _alias(r):
+    """The recipient with the alias its explanation says it was generated from, if any."""
+    m = _GENERATED.search(r.diagnostic or "")
+    alias = clean_address(m.group(1)) if m else None
+    if usable_address(alias) and alias.lower() != r.address.lower():
+        return r.replace(original_address=alias)
+    return r
 
 
 def _items(section: str) -> list:

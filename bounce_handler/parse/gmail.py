@@ -25,10 +25,13 @@ from bounce_handler.parse.lazyre import I, M, S, lazy
 from bounce_handler.parse.mime import Part
 from bounce_handler.parse.textbounce import TextBounce
 
-_ERROR = lazy(r"(?:the error that the other server returned was|technical details of "
-                    r"(?:permanent|temporary) failure):?\s*(.+?)(?:\n\s*\n|$)", I | S)
-_REMOTE_ERROR = lazy(r"the error that the other server returned was:?\s*(.+?)(?:\n\s*\n|$)",
-                     I | S)
+# "The error that the other server returned was:" (2009-2013), "The response from the
+# remote server was:" (the "Address not found" / "Message blocked" notices since 2013).
+_ERROR = lazy(r"(?:the error that the other server returned was|the response from the "
+              r"remote server was|technical details of (?:permanent|temporary) "
+              r"failure):?\s*(.+?)(?:\n\s*\n|$)", I | S)
+_REMOTE_ERROR = lazy(r"(?:the error that the other server returned was|the response from "
+                     r"the remote server was):?\s*(.+?)(?:\n\s*\n|$)", I | S)
 _WASNT = lazy(r"your message wasn'?t delivered to\s+<?([^\s<>]{1,200}@[^\s<>]{1,255}?)>?\s", I)
 
 
@@ -55,7 +58,7 @@ class Gmail(TextBounce):
     def recipients(self, msg: Part, s: Sniff, section: str, action: str) -> list:
         """Report listed addresses with the remote server's error as diagnostic."""
         m = _ERROR.search(s.text)
-        if m and not m.group(0).lower().startswith("the error"):
+        if m and not m.group(0).lower().startswith(("the error", "the response")):
             # Prefer the remote server's own words to Google's summary sentence.
             m = _REMOTE_ERROR.search(s.text) or m
         diag = m.group(1) if m else None

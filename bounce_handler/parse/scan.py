@@ -568,9 +568,12 @@ _PHASE_SAID = (
     ("after helo", "helo"),
     # qmail-remote: "192.0.2.1 does not like recipient.", "Connected to 192.0.2.1 but
     # sender was rejected.", "192.0.2.1 failed on DATA command.", "192.0.2.1 failed
-    # after I sent the message."
+    # after I sent the message.", "Connected to 192.0.2.1 but greeting failed.",
+    # "Connected to 192.0.2.1 but my name was rejected."
     ("does not like recipient", "rcpt"),
     ("sender was rejected", "mail"),
+    ("but greeting failed", "connect"),
+    ("but my name was rejected", "helo"),
     ("failed on data command", "data"),
     ("failed after i sent the message", "data"),
     # DragonFly dma: "... did not like our RCPT TO: 550 ...", "did not like our final DATA".
@@ -578,6 +581,13 @@ _PHASE_SAID = (
     ("did not like our mail from", "mail"),
     ("did not like our final data", "data"),
     ("did not like our data", "data"),
+    # GMX and 1&1 (Exim-like intro): "SMTP error from remote server for RCPT TO command,
+    # host: ...", "... for MAIL FROM command", "... for TEXT command" (the message text,
+    # after DATA).
+    ("for rcpt to command", "rcpt"),
+    ("for mail from command", "mail"),
+    ("for text command", "data"),
+    ("for data command", "data"),
     # Yahoo's tags after the reply: "552 ... Mailbox Full [RCPT_TO]", "[MAIL_FROM]".
     ("[rcpt_to]", "rcpt"),
     ("[mail_from]", "mail"),

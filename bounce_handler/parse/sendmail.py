@@ -31,7 +31,7 @@ from bounce_handler.parse.base import (
 )
 from bounce_handler.parse.lazyre import I, M, lazy
 from bounce_handler.parse.mime import Part
-from bounce_handler.parse.scan import last_command
+from bounce_handler.parse.scan import find_reply, last_command
 from bounce_handler.parse.textbounce import TextBounce, returned_original
 
 _TRANSCRIPT = lazy(r"(?<!-)-++ ?transcript of session follows ?-*", I)
@@ -72,7 +72,14 @@ class Sendmail(TextBounce):
     def recipients(self, msg: Part, s: Sniff, section: str, action: str) -> list:
         """Addresses of the block; the transcript supplies a missing reason."""
         own = s.own
+        section, piped = _piped(section)
         pairs = address_paragraphs(section, own, echo=s.echo)
+        named = {a.lower() for a, _ in pairs}
+        final = {}  # alias -> the address it expanded to
+        for a, d in piped:
+            if a.lower() not in named:
+                named.add(a.lower())
+                pairs.append((a, d))
         transcript = ""
         m = _TRANSCRIPT.search(s.text)
         if m:
@@ -100,12 +107,20 @@ class Sendmail(TextBounce):
         out = []
         for a, d in list(pairs):
             # Sendmail aliases: "a@host\n    (expanded from: b@domain)": the address the
-            # sender used is b; both are reported.
+            # sender used is b; both are reported (a list manager knows its member as b:
+            # flufl.bounce's and Mailman's reading), and b keeps a beside it.
             m = _EXPANDED.search(d or "")
-            if m and m.group(1).lower() != a.lower():
-                pairs.append((m.group(1), d))
+            alias = clean_address(m.group(1)) if m else None
+            if usable_address(alias) and alias.lower() not in named:
+                named.add(alias.lower())
+                pairs.append((alias, d))
+                final[alias.lower()] = a
+        replies = _replies(transcript) if transcript else []
+        sessions = transcript.lower().count("while talking to ")
         for a, d in pairs:
             phase = None
+            if d and replies and "reason" in d.lower():
+                phase = _answered(transcript, replies, sessions, a, d)
             if (not d or "reason" not in d.lower()) and transcript:
                 # "<<< 550 5.1.1 <a>... User unknown" lines naming this address.
                 lines = [x.strip() for x in transcript.split("\n") if a.lower() in x.lower()
@@ -119,8 +134,87 @@ class Sendmail(TextBounce):
                     phase = last_command(transcript[:at].lower()) if at > 0 else None
             d = d.replace("(reason:", "").rstrip(")") if d else d
             r = rcpt(a, d, action=action)
-            out.append(r.replace(phase=phase) if phase else r)
+            if phase:
+                r = r.replace(phase=phase)
+            beside = final.get(a.lower())
+            out.append(r.replace(original_address=beside) if beside else r)
         return out
+
+
+def _piped(section: str) -> tuple:
+    """(the block without them, [(alias, explanation)]) for items delivered to a program or file.
+
+    Sendmail names such an item by the pipe or path it failed at, and the address the
+    sender wrote only in "(expanded from: ...)"::
+
+        "|/usr/local/bin/procmail"
+            (reason: Service unavailable)
+            (expanded from: <user@example.com>)
+
+    The pipe is no address (``usable_address``); the alias is the recipient that failed.
+    Taken out of the block, the item's lines are not read as more explanation of the
+    address listed above it (whose reason and alias they are not).  Items start at an
+    unindented line; at most 100 are read.
+    """
+    out = []
+    kept = []
+    head = None
+    item = []
+    for line in section.split("\n")[:2000] + [""]:
+        if line[:1] not in (" ", "\t") and (line.strip() or head is not None):
+            if head is not None and head[:1] in ('"', "|", "/"):
+                text = " ".join(x.strip() for x in item)
+                m = _EXPANDED.search(text)
+                a = clean_address(m.group(1)) if m else None
+                if usable_address(a) and len(out) < 100:
+                    # The program or file stays in the explanation: it says the failure
+                    # was the local delivery's ("|/usr/bin/procmail" ... "Service
+                    # unavailable").
+                    out.append((a, text))
+                item = []
+            kept.extend(item)
+            head, item = (line.strip() or None), [line]
+        else:
+            item.append(line)
+    kept.extend(item)
+    return "\n".join(kept), out
+
+
+def _replies(transcript: str) -> list:
+    """[(offset, lower-cased line)] of a transcript's "<<< 4xx/5xx" replies (at most 500)."""
+    out = []
+    low = transcript.lower()
+    i = low.find("<<< ")
+    while i >= 0 and len(out) < 500:
+        end = low.find("\n", i)
+        line = low[i + 4 : end if end >= 0 else len(low)].strip()
+        if line[:1] in ("4", "5"):
+            out.append((i, line))
+        i = low.find("<<< ", i + 4)
+    return out
+
+
+def _answered(transcript: str, replies: list, sessions: int, address: str, reason: str):
+    """The SMTP phase of the reply a "(reason: 554 5.7.1 ...)" line repeats, or None.
+
+    The reply is the transcript's "<<<" line naming the address, else (one session only:
+    a "while talking to" per host) the last one with the reason's reply code; the command
+    sent last before it is the one it answered (">>> DATA" / "<<< 554 5.7.1 Message
+    content rejected": the message was refused, not the address).
+    """
+    code = find_reply(reason[:300])
+    if not code:
+        return None
+    low = address.lower()
+    at = -1
+    for i, line in replies:
+        if line.startswith(code) and low in line:
+            at = i
+    if at < 0 and sessions <= 1:
+        for i, line in replies:
+            if line.startswith(code):
+                at = i
+    return last_command(transcript[:at].lower()) if at > 0 else None
 
 
 def _error_lines(transcript: str) -> tuple:

@@ -8,9 +8,11 @@ Matches a body such as::
      "reportingMTA":"dsn; a8-50.smtp-out.amazonses.com"}, "mail":{"source":
      "sender@example.com","messageId":"...","commonHeaders":{"subject":"Hello"}}}
 
-``notificationType: Complaint`` gives kind complaint with ``complainedRecipients``.  SES's
-ordinary bounces to the envelope sender are RFC 3464 DSNs and read by rfc3464.  Long
-lines broken in transit ("...","!\n Content-Transfer-Encoding") are joined again.
+SES event publishing names the type "eventType" instead, with the same "bounce" and
+"complaint" objects.  ``notificationType: Complaint`` gives kind complaint with
+``complainedRecipients``.  SES's ordinary bounces to the envelope sender are RFC 3464
+DSNs and read by rfc3464.  Long lines broken in transit ("...","!\n
+Content-Transfer-Encoding") are joined again.
 """
 
 from __future__ import annotations
@@ -27,8 +29,16 @@ class SES:
     kind = None
 
     def match(self, s: Sniff) -> bool:
-        """Look for the JSON keys SES uses."""
-        return '"notificationtype"' in s.lower and ("bounce" in s.lower or "complaint" in s.lower)
+        r"""Look for the JSON keys SES uses.
+
+        "notificationType" (SES feedback notifications) or "eventType" (SES event
+        publishing through a configuration set, the newer way), unquoted: inside an SNS
+        envelope the notification is a JSON string, its quotes escaped
+        (``"Message" : "{\"notificationType\":\"Bounce\", ...``).
+        """
+        low = s.lower
+        return ("notificationtype" in low or '"eventtype' in low) and (
+            "bounce" in low or "complaint" in low)
 
     def scan(self, msg: Part, s: Sniff) -> Hit | None:
         """Recipients of the notification; None if the JSON does not parse."""

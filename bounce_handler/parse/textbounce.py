@@ -14,10 +14,12 @@ from bounce_handler.parse.base import (
     Hit,
     Sniff,
     address_paragraphs,
+    before_original,
     clean_address,
     find_address,
     rcpt,
     still_retrying,
+    success_action,
 )
 from bounce_handler.parse.lazyre import LazyPattern
 from bounce_handler.parse.mime import Part, parse_headers, split_head
@@ -108,6 +110,8 @@ class TextBounce:
         found = None
         if section is not None:
             action = "delayed" if self.is_delayed(s, section) else "failed"
+            if action == "failed":
+                action = success_action(s.subject, before_original(s.lower[:2000])) or action
             found = self.recipients(msg, s, section, action)
         if not found:
             if self.silent is not None and self.silent.search(s.text[:2000]):
