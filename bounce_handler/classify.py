@@ -660,6 +660,9 @@ WORDS = (
                          "headers are not", "field given", "field missing")),
     ("policyviolation", ("policy", "policies", "prohibited", "not allowed", "not permitted",
                          "does not allow", "content restriction", "inappropriate",
+                         # qmail-remote / many filters after DATA: "554 5.7.1 Message
+                         # rejected because of unacceptable content".
+                         "unacceptable content",
                          "content filter", "attachment", "header error")),
     ("syntaxerror", ("syntax error", "command unrecognized", "bad sequence",
                      "unrecognized command", "line too long", "invalid command")),
