@@ -664,6 +664,13 @@ def address_paragraphs(
             diag = [rest] if rest else []
         elif cur and stripped.strip("-=*#_~+ "):
             diag.append(stripped)  # not a separator line ("-----", "#####")
+        elif cur and diag and len(stripped) >= 10:
+            # A rule under an explained address ends its explanation: Courier 1.0.16
+            # follows the last reply with a rule and "If your message was also sent to
+            # additional recipients ... follows as a separate attachment", which is
+            # boilerplate, not the remote's words (its "attachment" read as a policy).
+            _merge(out, seen, cur, diag)
+            cur, diag = None, []
     if cur:
         _merge(out, seen, cur, diag)
     return out

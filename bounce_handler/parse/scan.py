@@ -609,6 +609,8 @@ _PHASE_SAID = (
 # others): ">>> RCPT To:<a@b>" then "<<< 550 …"; the command sent last before the first
 # failure reply is the one it answered.
 _PHASE_SENT = (
+    # Courier 1.0.16 writes the greeting it got as an answer to ">>> (initial greeting)".
+    (">>> (initial greeting)", "connect"),
     (">>> rcpt", "rcpt"),
     (">>> mail", "mail"),
     (">>> data", "data"),
