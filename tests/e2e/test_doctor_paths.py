@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import smtplib
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,7 @@ import pytest
 from bounce_handler import settings as settings_mod
 from tests.conftest import script
 from tests.e2e.dsn import dsn, xverp_token
+from tests.e2e.helpers import sqlite_query
 from tests.support import postfix as pfmod
 
 pytestmark = pytest.mark.postfix
@@ -147,11 +147,7 @@ class Live:
         return out, report
 
     def rows(self, sql: str) -> list[tuple]:
-        conn = sqlite3.connect(self.relay.db_path)
-        try:
-            return conn.execute(sql).fetchall()
-        finally:
-            conn.close()
+        return sqlite_query(self.relay.db_path, sql)
 
     def destroy(self) -> None:
         self.relay.destroy()

@@ -15,11 +15,11 @@ too).  Every delivery must be recorded once, with its extension, and nothing def
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 
 import pytest
 
+from tests.e2e.helpers import sqlite_query
 from tests.support import postfix as pf
 
 pytestmark = pytest.mark.postfix
@@ -42,13 +42,8 @@ BODY = (
 
 
 def rows(relay) -> list[tuple]:
-    conn = sqlite3.connect(relay.db_path)
-    try:
-        return conn.execute(
-            "SELECT extension, queue_id, envelope_sender, disposition FROM messages"
-        ).fetchall()
-    finally:
-        conn.close()
+    return sqlite_query(
+        relay.db_path, "SELECT extension, queue_id, envelope_sender, disposition FROM messages")
 
 
 @pytest.mark.parametrize(
