@@ -43,7 +43,6 @@ from __future__ import annotations
 from bounce_handler.parse.lazyre import lazy
 from bounce_handler.parse.scan import (
     ClientHostRejected,
-    HostNotFound,
     Word,
     find_phase,
     find_reply_code,
@@ -517,7 +516,11 @@ WORDS = (
     # deferral of an unknown sending host until it retries.
     ("ratelimited", ("too many messages", "too fast", "too quickly", "temporarily deferred",
                      "greylist", "graylist", "grey-list", "gray-list")),
-    ("badreputation", ("reputation", "poor sender", "sender score", "complaints")),
+    ("badreputation", ("reputation", "poor sender", "sender score",
+                       # Not a bare "complaints": "550 No such user. Send complaints to
+                       # postmaster@x" is about a dead address.
+                       "user complaints", "too many complaints", "spam complaints",
+                       "complaint rate")),
     # Gmail: "550-5.7.1 This message is not RFC 5322 compliant. To reduce the amount of
     # spam sent to Gmail ..." and "Messages missing a valid address in From: header":
     # the form of the message, before the spam words its explanation carries.
@@ -585,9 +588,7 @@ WORDS = (
                      "domain isn't reachable",
                      # Office 365 "[Message=InfoDomainNonexistent]"; Exim "all relevant MX
                      # records point to non-existent hosts".
-                     "domainnonexistent", "non-existent host", "nonexistent host",
-                     # DMA 0.13: "DNS lookup failure: host example.net not found".
-                     HostNotFound())),
+                     "domainnonexistent", "non-existent host", "nonexistent host")),
     ("userunknown", ("user unknown", "unknown user", "no such user", "no such mailbox",
                      "no such recipient", "no such address", "no such account",
                      "no such person", "does not exist", "doesn't exist", "does no longer exist",
@@ -618,7 +619,11 @@ WORDS = (
                      "wasn't found at the destination", "n'existe pas", "existiert nicht",
                      "no existe", "not listed in domino directory",
                      # Lotus Notes (Japanese): "not in the directory's list".
-                     "ディレクトリのリストにありません", "no longer in use")),
+                     "ディレクトリのリストにありません",
+                     # Not a bare "no longer in use": "550 This mail server is no longer in
+                     # use" (a retired backup MX), "this IP address is no longer in use".
+                     "address is no longer in use", "mailbox is no longer in use",
+                     "account is no longer in use")),
     # "timed out" alone is a network symptom (below); only queue/retry timeouts expire.
     ("expired", ("expired", "retry timeout", "queue timeout", "delivery timeout",
                  "too long in the queue", "too long in queue", "been in the queue too long",

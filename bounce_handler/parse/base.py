@@ -42,7 +42,7 @@ ADDRESS = Address()
 ORIGINAL_MARKER = lazy(
     r"^[ \t|*=-]*+(?:"
     r"original message follows|below this line is a copy of the message|"
-    r"this is a copy of the message|the original message (?:headers? )?(?:is|was|are) "
+    r"this is a copy of (?:the|your) message|the original message (?:headers? )?(?:is|was|are) "
     r"(?:included|attached)|unsent message|"
     r"undelivered message follows|"
     r"(?:original|returned|undelivered) message|returned mail|below this line|"

@@ -42,23 +42,46 @@ class DMA:
     kind = None
 
     def match(self, s: Sniff) -> bool:
-        """The notice's own first line names the program."""
-        return "dragonfly mail agent" in s.lower
+        """The notice starts with dma's own first line (not a copy quoting one)."""
+        return s.lower.lstrip().startswith("this is the dragonfly mail agent")
 
     def scan(self, msg: Part, s: Sniff) -> Hit | None:
-        """The one recipient and the paragraph that says why; None when not dma's."""
-        m = _ERROR.search(s.text)
+        """The one recipient and the paragraph that says why; None when not dma's.
+
+        Read only before dma's "Message headers follow." / "Original message follows.":
+        what comes after is the returned message, which may quote anything.
+        """
+        end = _END.search(s.text)
+        notice = s.text[: end.start()] if end else s.text[:4000]
+        m = _ERROR.search(notice)
         if not m:
             return None
         address = clean_address(m.group(1))
         if not address:
             return None
-        rest = s.text[m.end():]
-        end = _END.search(rest)
-        diagnostic = " ".join(x.strip() for x in (rest[:end.start()] if end else rest[:2000])
-                              .split("\n") if x.strip())
-        return Hit([rcpt(address, diagnostic or None)],
+        diagnostic = " ".join(x.strip() for x in notice[m.end():].split("\n") if x.strip())
+        return Hit([rcpt(address, diagnostic or None, status=_dns_status(diagnostic, address))],
                    original=returned_original(msg, s.text))
+
+
+def _dns_status(diagnostic: str, address: str) -> str | None:
+    """5.1.2 when dma could not resolve the recipient's own domain, else None.
+
+    dma 0.13 says "DNS lookup failure: host X not found" in a final notice only for a
+    permanent lookup failure, but X is the host it looked up: the recipient's domain, or
+    an MX host, or the SMARTHOST it relays through.  Only the first says the recipient's
+    domain has no address (X.1.2, hostunknown); the others say nothing about it, and are
+    left to the words (a DNS failure, soft).
+    """
+    low = diagnostic.lower()
+    if not low.startswith(_DNS_FAILURE):
+        return None
+    host, _, rest = low[len(_DNS_FAILURE):].partition(" ")
+    domain = address.rpartition("@")[2].lower()
+    return "5.1.2" if rest.startswith("not found") and host.rstrip(".") == domain else None
+
+
+_DNS_FAILURE = "dns lookup failure: host "
 
 
 DETECTOR = DMA()

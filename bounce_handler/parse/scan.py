@@ -220,8 +220,9 @@ def status_span(text: str, start: int = 0) -> tuple | None:
 
 
 def _code_spans(text: str):
-    """(start, end) of each three-digit reply code candidate ("[245]\\d\\d"), in order,
-    that is not a part of a number, a status or a "#5.1.1" (what stands before it).
+    r"""(start, end) of each reply code candidate ``[245]\d\d``, left to right.
+
+    Not a part of a number, a status or a "#5.1.1" (what stands before it decides).
 
     What may stand *after* it is the caller's rule: find_reply and find_reply_code differ.
     """
@@ -445,38 +446,6 @@ class ClientHostRejected:
             if e > j and (text.find("rejected", j + 1, e) >= 0 or text.startswith(" rejected", e)):
                 return True
             i = text.find("client host ", i + 1)
-        return False
-
-
-_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
-
-
-class HostNotFound:
-    r"""``re.compile(r"\bhost [a-z0-9.-]{1,253} not found(?!, try again)")`` (lower-cased text).
-
-    DMA 0.13's final notice for a domain with no address: "DNS lookup failure: host
-    example.net not found" (a temporary DNS failure ends as "Could not deliver for the last
-    N seconds" instead).  A name must stand between "host" and "not found": Postfix's "Host
-    not found, try again" is a temporary lookup failure.  Linear: the name is a run of host
-    characters, and runs do not overlap.
-    """
-
-    __slots__ = ()
-
-    def search(self, text: str) -> bool:
-        """Whether the phrase occurs in text."""
-        n = len(text)
-        i = text.find("host ")
-        while i >= 0:
-            if i == 0 or not _wordchar(text[i - 1]):
-                j = e = i + 5
-                end = min(n, j + 253)
-                while e < end and text[e] in _HOST_CHARS:
-                    e += 1
-                if (e > j and text.startswith(" not found", e)
-                        and not text.startswith(", try again", e + 10)):
-                    return True
-            i = text.find("host ", i + 1)
         return False
 
 

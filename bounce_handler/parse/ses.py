@@ -37,7 +37,10 @@ class SES:
         (``"Message" : "{\"notificationType\":\"Bounce\", ...``).
         """
         low = s.lower
-        return ("notificationtype" in low or '"eventtype' in low) and (
+        # The notification is the whole body: JSON quoted in a returned copy or in a
+        # person's text never is one.
+        return low.lstrip().startswith("{") and (
+            "notificationtype" in low or '"eventtype' in low) and (
             "bounce" in low or "complaint" in low)
 
     def scan(self, msg: Part, s: Sniff) -> Hit | None:

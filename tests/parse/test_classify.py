@@ -56,9 +56,21 @@ RULES = [
      "554 Message rejected: Email address is not verified. The following identities "
      "failed the check in region US-EAST-1: s@customer.example.org", None, None, "data",
      ("5.0.0", "norelaying", False, "words")),
-    ("DMA 0.13: a domain with no address, whatever it is named", None,
-     "DNS lookup failure: host mail.example.net not found", "failed", None, None,
-     ("5.1.2", "hostunknown", True, "words")),
+    # "host <name> not found" names whatever host was looked up: the sending host, the
+    # sender's domain, a PTR.  Never a dead recipient (dma's own wording is judged by the
+    # dma detector, against the recipient's domain: tests/parse/test_dma.py).
+    ("A host named not found is no dead recipient: the sending host's name", "5.0.0",
+     "550 5.7.1 Your HELO host mail.sender.example not found in DNS", "failed", None, "rcpt",
+     ("5.7.1", "networkerror", False, "words")),
+    ("A host named not found is no dead recipient: an IP address", "5.0.0",
+     "550 Host 192.0.2.9 not found in DNS", "failed", None, "rcpt",
+     ("5.0.0", "networkerror", False, "words")),
+    ("A retired server 'no longer in use' says nothing of the address", "5.0.0",
+     "550 This mail server is no longer in use", "failed", None, "rcpt",
+     ("5.0.0", "filtered", False, "reply code")),
+    ("'Send complaints to' in a user unknown reply is no reputation", "5.0.0",
+     "550 No such user. Send complaints to postmaster@example.com", "failed", None, "rcpt",
+     ("5.0.0", "userunknown", True, "words")),
     ("Postfix's temporary lookup failure names no host: not a dead domain", None,
      "Host or domain name not found. Name service error for name=example.net type=MX: "
      "Host not found, try again", "delayed", None, None,

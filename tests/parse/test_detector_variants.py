@@ -116,7 +116,7 @@ EXPECTED = {
     "dsn_folded": ("bounce", [("user@example.net", F, "5.1.1", UU, True)]),
     "dsn_base64_text": ("bounce", [("user@example.net", F, "5.2.2", {"mailboxfull"}, False)]),
     "dsn_4xx_failed_expired": ("bounce", [("user@example.net", F, None, {"expired"}, False)]),
-    "xfailed_only": ("bounce", [("user@example.net", F, None, None, None)]),
+    "xfailed_only": ("bounce", [("user@example.net", F, None, None, False)]),
     # Other languages.
     "german_plain": ("bounce", [("user@example.de", F, "5.1.1", UU, True)]),
     "french_plain": ("bounce", [("user@example.fr", F, "5.1.1", UU, True)]),
@@ -139,7 +139,7 @@ EXPECTED = {
     "activehunter": ("bounce", [("user@example.net", F, None, UU, True)]),
     # "Please reply to postmaster@x if you feel this message to be in error" (X1-style
     # ISP texts, Verizon): whom to write to, never a failed recipient.
-    "isp_did_not_receive": ("bounce", [("user@example.net", F, None, None, None)]),
+    "isp_did_not_receive": ("bounce", [("user@example.net", F, None, None, False)]),
     "outlookcom_mailbox_full": ("bounce", [
         ("user@outlook.example", F, "5.2.2", {"mailboxfull"}, False)]),
     "exchange_html_only": ("bounce", [("user@example.net", F, "5.1.1", UU, True)]),
@@ -149,7 +149,7 @@ EXPECTED = {
     "exchange_es": ("bounce", [("user@example.es", F, "5.1.1", UU, True)]),
     "exchange_it": ("bounce", [("user@example.it", F, "5.1.1", UU, True)]),
     "exchange_nl": ("bounce", [("user@example.nl", F, "5.1.1", UU, True)]),
-    "iis_smtp": ("bounce", [("user@example.net", F, None, None, None)]),
+    "iis_smtp": ("bounce", [("user@example.net", F, None, None, False)]),
     "qmail_sender_rejected": ("bounce", [
         ("user@example.net", F, "5.7.1", {"rejected"}, False)]),
     "qmail_greeting_failed": ("bounce", [
@@ -235,7 +235,7 @@ EXPECTED = {
     "docomo": ("bounce", [("user@docomo.ne.jp", F, None, {"filtered", "userunknown"}, None)]),
     # Fourth batch: contact addresses on their own line, and formats of the corpus's
     # vendors in other versions' wording.
-    "ezweb_reply_to_own_line": ("bounce", [("user@ezweb.ne.jp", F, None, None, None)]),
+    "ezweb_reply_to_own_line": ("bounce", [("user@ezweb.ne.jp", F, None, None, False)]),
     "x1_contact_at": ("bounce", [("user@example.net", F, None, UU, True)]),
     # "reply" alone is no contact: "The remote server's reply: <a@b> 550 ...".
     "server_reply_colon": ("bounce", [("user@example.net", F, "5.1.1", UU, True)]),
@@ -321,8 +321,6 @@ EXPECTED = {
     "contact_email_report": ("bounce", [("user@example.net", F, "5.1.1", UU, True)]),
 }
 
-# Rows whose detector evidence is right (recipient, status, phase) but whose reason
-# classify.py decides otherwise; its word tables are another change's (issue 15).
 # Fixtures whose detector reads them right but classify.py does not (strict xfail: the mark
 # goes once the wording table knows better).  Empty: the three found were fixed there.
 CLASSIFY: dict[str, str] = {}

@@ -81,3 +81,32 @@ def test_hostile_lines_stay_linear():
     result = parse(raw)
     assert time.monotonic() - t0 < 5.0
     assert all(r.detector != "dma" for r in result.recipients)
+
+
+def test_a_dns_failure_is_hard_only_for_the_recipients_own_domain():
+    # dma names the host it looked up: the recipient's domain (no address: hostunknown),
+    # or an MX host or the SMARTHOST it relays through, which say nothing of the
+    # recipient's domain (a DNS failure: soft, expired since the retries ran out).
+    own = notice("bob@gone.example", "DNS lookup failure: host gone.example not found")
+    assert rows(own) == ("bounce", [("bob@gone.example", "5.1.2", "hostunknown", True, "dma")])
+    relay = notice("bob@example.net", "DNS lookup failure: host smarthost.isp.example not found")
+    (_, [(address, _, reason, hard, detector)]) = rows(relay)
+    assert (address, hard, detector) == ("bob@example.net", False, "dma")
+    assert reason in ("networkerror", "expired")
+
+
+def test_a_dma_notice_quoted_in_a_returned_copy_is_not_dmas():
+    # A stranger's bounce whose returned copy quotes a dma notice (hostile, or a
+    # forwarded one): the address inside the copy is no failed recipient.
+    quoted = notice("victim@example.com", "mx.example.com [192.0.2.1] did not like our "
+                    "RCPT TO:\n550 5.1.1 <victim@example.com>: User unknown").decode()
+    quoted = quoted.split("\n\n", 1)[1]
+    raw = ("From: MAILER-DAEMON@mx.remote.example\nTo: alice@example.org\n"
+           "Subject: Undelivered Mail Returned to Sender\n\n"
+           "<ops@remote.example>: host mx.remote.example said: 550 5.1.1 User unknown\n\n"
+           "------ This is a copy of your message, including all the headers. ------\n\n"
+           "Subject: fwd\n\n" + quoted).encode()
+    r = parse(raw)
+    assert "victim@example.com" not in [x.address for x in r.recipients]
+    assert "dma" not in [x.detector for x in r.recipients]
+
