@@ -28,8 +28,7 @@ import os
 import sys
 import time
 
-from tests.support.mta import packages
-from tests.support.mta.drivers import LIFETIME, Driver
+from tests.support.mta.drivers import LIFETIME, Unpacked
 from tests.support.mta.lab import Lab
 
 CONFIG = """\
@@ -56,23 +55,14 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
 MAX_TIMEOUT = 5 * 24 * 3600
 
 
-class DMADriver(Driver):
+class DMADriver(Unpacked):
     name = "dma"
-
-    def __init__(self) -> None:
-        self.root = None
-
-    def unavailable(self) -> str | None:
-        try:
-            self.root = packages.unpacked("dma")
-        except packages.PackageError as e:
-            return str(e)
-        missing = packages.missing_libraries(self.dma, self.root)
-        return f"dma needs {', '.join(missing)}" if missing else None
+    package = "dma"
+    binary = "usr/sbin/dma"
 
     @property
     def dma(self):
-        return self.root / "usr/sbin/dma"
+        return self.root / self.binary
 
     def lab(self, base: str) -> Lab:
         self.spool = os.path.join(base, "spool")

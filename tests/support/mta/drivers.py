@@ -15,6 +15,7 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 
+from tests.support.mta import packages
 from tests.support.mta.lab import CASES, Lab, LabError
 
 # The queue lifetime every MTA gets: long enough for a few 421 retries and a delay warning
@@ -61,6 +62,26 @@ class Driver:
     def log(self, lab: Lab) -> str:
         """The MTA's log, for failure messages."""
         return ""
+
+
+class Unpacked(Driver):
+    """An MTA run from its Debian package unpacked with ``packages.unpacked`` (it conflicts
+    with the postfix package, so it is never installed)."""
+
+    package = "?"  # the Debian package
+    binary = "?"  # the program inside it, whose shared libraries must all resolve
+
+    def __init__(self) -> None:
+        self.root = None
+
+    def unavailable(self) -> str | None:
+        try:
+            self.root = packages.unpacked(self.package)
+        except packages.PackageError as e:
+            return str(e)
+        missing = packages.missing_libraries(self.root / self.binary, self.root)
+        name = self.binary.rsplit("/", 1)[-1]
+        return f"{name} needs {', '.join(missing)}" if missing else None
 
 
 class Run:

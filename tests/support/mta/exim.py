@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 
 from tests.support.mta import packages
-from tests.support.mta.drivers import LIFETIME, WARN_AFTER, Driver
+from tests.support.mta.drivers import LIFETIME, WARN_AFTER, Unpacked
 from tests.support.mta.lab import Lab
 
 EXIM_UID = 64901
@@ -74,23 +74,14 @@ begin rewrite
 """
 
 
-class EximDriver(Driver):
+class EximDriver(Unpacked):
     name = "exim"
-
-    def __init__(self) -> None:
-        self.root = None
-
-    def unavailable(self) -> str | None:
-        try:
-            self.root = packages.unpacked("exim")
-        except packages.PackageError as e:
-            return str(e)
-        missing = packages.missing_libraries(self.exim, self.root)
-        return f"exim4 needs {', '.join(missing)}" if missing else None
+    package = "exim"
+    binary = "usr/sbin/exim4"
 
     @property
     def exim(self):
-        return self.root / "usr/sbin/exim4"
+        return self.root / self.binary
 
     def _env(self) -> dict:
         return dict(os.environ, LD_LIBRARY_PATH=packages.lib_path(self.root))

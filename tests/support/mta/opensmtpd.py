@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 
 from tests.support.mta import packages
-from tests.support.mta.drivers import LIFETIME, WARN_AFTER, Driver
+from tests.support.mta.drivers import LIFETIME, WARN_AFTER, Unpacked
 from tests.support.mta.lab import Lab
 
 UID, QUID = 64911, 64912
@@ -36,23 +36,14 @@ match from local for any action "relay"
 """
 
 
-class OpenSMTPDDriver(Driver):
+class OpenSMTPDDriver(Unpacked):
     name = "opensmtpd"
-
-    def __init__(self) -> None:
-        self.root = None
-
-    def unavailable(self) -> str | None:
-        try:
-            self.root = packages.unpacked("opensmtpd")
-        except packages.PackageError as e:
-            return str(e)
-        missing = packages.missing_libraries(self.smtpd, self.root)
-        return f"smtpd needs {', '.join(missing)}" if missing else None
+    package = "opensmtpd"
+    binary = "usr/sbin/smtpd"
 
     @property
     def smtpd(self):
-        return self.root / "usr/sbin/smtpd"
+        return self.root / self.binary
 
     @property
     def smtpctl(self):

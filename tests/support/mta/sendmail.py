@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 
 from tests.support.mta import packages
-from tests.support.mta.drivers import LIFETIME, WARN_AFTER, Driver
+from tests.support.mta.drivers import LIFETIME, WARN_AFTER, Unpacked
 from tests.support.mta.lab import Lab
 
 SENDMAIL_MC = """\
@@ -59,23 +59,14 @@ MAILER(`smtp')dnl
 """
 
 
-class SendmailDriver(Driver):
+class SendmailDriver(Unpacked):
     name = "sendmail"
-
-    def __init__(self) -> None:
-        self.root = None
-
-    def unavailable(self) -> str | None:
-        try:
-            self.root = packages.unpacked("sendmail")
-        except packages.PackageError as e:
-            return str(e)
-        missing = packages.missing_libraries(self.sendmail, self.root)
-        return f"sendmail needs {', '.join(missing)}" if missing else None
+    package = "sendmail"
+    binary = "usr/libexec/sendmail/sendmail"
 
     @property
     def sendmail(self):
-        return self.root / "usr/libexec/sendmail/sendmail"
+        return self.root / self.binary
 
     def _env(self) -> dict:
         return dict(os.environ, LD_LIBRARY_PATH=packages.lib_path(self.root))
