@@ -510,8 +510,7 @@ WORDS = (
                     "unverifiable sending ip")),
     ("authfailure", (Word("spf"), "dkim", "dmarc", "sender policy framework",
                      "authentication check failed")),
-    ("failedstarttls", ("starttls", "tls required", "encryption required",
-                        "must use tls", "must issue a starttls")),
+    ("failedstarttls", ("starttls", "encryption required", "must use tls")),
     # Greylisting (postgrey "450 4.2.0 Recipient address rejected: Greylisted"): a
     # deferral of an unknown sending host until it retries.
     ("ratelimited", ("too many messages", "too fast", "too quickly", "temporarily deferred",
@@ -562,13 +561,12 @@ WORDS = (
     ("mailboxfull", ("insufficient disk space", "insufficient space", "not enough space")),
     ("emailtoolarge", ("too large", "too big", "message size", "size limit",
                        "size exceeds", "exceeds the maximum", "exceeds maximum",
-                       "message length exceeds", "exceeded maximum message size",
-                       "exceeds size")),
+                       "message length exceeds", "exceeds size")),
     # DNS.  A temporary lookup failure (SERVFAIL, a timeout) says nothing about the
     # domain: Postfix "Host or domain name not found. Name service error for name=x
     # type=MX: Host not found, try again" is 4.4.3.
     ("networkerror", ("host not found, try again", "servfail", "server failure",
-                      "temporary failure in name resolution", "name server failure",
+                      "temporary failure in name resolution",
                       "dns timeout", "lookup timed out",
                       # Sendmail: "4.0.0 (example.net: host name lookup failure)".
                       "host name lookup failure")),
@@ -601,7 +599,7 @@ WORDS = (
                      "mailbox unavailable", "mailbox is unavailable", "not a valid mailbox",
                      "not a valid user", "not a valid recipient", "no mailbox",
                      "not our customer", "not a local user", "mailbox not available",
-                     "no account", "not listed in", "account does not exist",
+                     "no account", "not listed in",
                      "unknown or illegal alias", "bad recipient",
                      "not found in the directory", "not found in directory",
                      "undeliverable address", "in virtual alias table",
@@ -617,7 +615,7 @@ WORDS = (
                      "user not known", "not known here", "invalid final delivery",
                      "final email delivery point", "did not exactly match",
                      "wasn't found at the destination", "n'existe pas", "existiert nicht",
-                     "no existe", "not listed in domino directory",
+                     "no existe",
                      # Lotus Notes (Japanese): "not in the directory's list".
                      "ディレクトリのリストにありません",
                      # Not a bare "no longer in use": "550 This mail server is no longer in
@@ -654,7 +652,7 @@ WORDS = (
     # Exim: "Child process of address_pipe transport returned 69 ...".
     ("mailererror", ("mailer error", "command died", "child process of", "command failed",
                      "command output", "program exited", "pipe to ", "unknown mailer", "exit code",
-                     "exit status", "procmail", "local delivery failed", "x-unix;")),
+                     "exit status", "procmail", "local delivery failed")),
     ("securityerror", ("unauthenticated", "authentication required", "not authenticated",
                        "auth required", "smtp authentication", "authentication failed")),
     # Not "rfc822": every DSN field says "rfc822; address".

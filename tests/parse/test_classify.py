@@ -458,3 +458,16 @@ def test_hostile_diagnostics_are_bounded():
         t0 = time.perf_counter()
         decide("5.0.0", text, "failed")
         assert time.perf_counter() - t0 < 2.0, p
+
+
+def test_every_phrase_of_the_wording_tables_can_decide():
+    # First match wins, strong words before the others: a phrase containing an earlier
+    # one never decides anything (the change that added "tls required" to STRONG_WORDS
+    # left its twin in WORDS as dead as a note).
+    seen = []
+    for table in (c.STRONG_WORDS, c.WORDS):
+        for reason, phrases in table:
+            for p in phrases:
+                if isinstance(p, str):
+                    assert not [q for q in seen if q in p], (reason, p)
+                    seen.append(p)
