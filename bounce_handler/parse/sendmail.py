@@ -119,9 +119,10 @@ class Sendmail(TextBounce):
         sessions = transcript.lower().count("while talking to ")
         for a, d in pairs:
             phase = None
-            if d and replies and "reason" in d.lower():
-                phase = _answered(transcript, replies, sessions, a, d)
-            if (not d or "reason" not in d.lower()) and transcript:
+            if d and "reason" in d.lower():
+                if replies:
+                    phase = _answered(transcript, replies, sessions, a, d)
+            elif transcript:
                 # "<<< 550 5.1.1 <a>... User unknown" lines naming this address.
                 lines = [x.strip() for x in transcript.split("\n") if a.lower() in x.lower()
                          and not x.lstrip().startswith(">>>")]
