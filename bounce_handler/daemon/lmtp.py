@@ -265,25 +265,22 @@ class SqliteGroupCommitter:
 
 def _settle(group, results) -> None:
     """Give each batch of `group` its (result, error): one call per asyncio loop waiting."""
+    now: list = []
     by_loop: dict = {}
     for (_, fut, loop), (res, err) in zip(group, results, strict=True):
-        if loop is None:
-            if err is None:
-                fut.set_result(res)
-            else:
-                fut.set_exception(err)
-        else:
-            by_loop.setdefault(loop, []).append((fut, res, err))
+        (now if loop is None else by_loop.setdefault(loop, [])).append((fut, res, err))
+    _settle_now(now)
     for loop, items in by_loop.items():
         try:
-            loop.call_soon_threadsafe(_settle_in_loop, items)
+            loop.call_soon_threadsafe(_settle_now, items)
         except RuntimeError:  # the loop is closed: nobody waits for these any more
             pass
 
 
-def _settle_in_loop(items) -> None:
+def _settle_now(items) -> None:
+    """Settle (future, result, error) items; in an asyncio loop's thread for its futures."""
     for fut, res, err in items:
-        if fut.done():  # cancelled: the connection went away
+        if fut.done():  # cancelled: the connection (or the caller) went away
             continue
         if err is None:
             fut.set_result(res)
